@@ -1,0 +1,57 @@
+# shipments: `make setup` then `make test` on a fresh machine; `make help` lists everything.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+MVN := mvn -q -B -Dmaven.repo.local=$(CURDIR)/.m2
+DEMO_DIR := data/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help setup jars test test-fast lint demo demo-stream bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed jars ## create .venv, install pinned packages, fetch the pinned JVM jars
+	@$(PY) -c "import pyspark, delta; print('pyspark', pyspark.__version__)"
+	@ls jars/spark/*.jar jars/kafka/*.jar >/dev/null && echo "jars: $$(ls jars/spark | wc -l) in jars/spark, $$(ls jars/kafka | wc -l) in jars/kafka"
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[local,dev]"
+	touch $@
+
+jars: jars/spark/.done jars/kafka/.done ## resolve the pinned JVM jars from Maven Central (once)
+
+jars/spark/.done: jvm/spark-jars.xml
+	rm -rf jars/spark
+	$(MVN) -f jvm/spark-jars.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/jars/spark
+	touch $@
+
+jars/kafka/.done: jvm/kafka-broker.xml
+	rm -rf jars/kafka
+	$(MVN) -f jvm/kafka-broker.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/jars/kafka
+	touch $@
+
+test: ## run the whole test suite
+	$(PY) -m pytest
+
+test-fast: ## the suite without the slow end-to-end tests
+	$(PY) -m pytest -m "not slow"
+
+lint: ## ruff
+	$(VENV)/bin/ruff check src tests jobs bench
+
+demo: ## generate 4 days of raw data and run the daily job on them
+	rm -rf $(DEMO_DIR)
+	$(VENV)/bin/shipments generate --out $(DEMO_DIR)/raw --start 2026-11-01 --days 4 --shipments-per-day 5000
+	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-02
+	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-03
+	$(PY) -m shipments.show --lake $(DEMO_DIR)/lake
+
+bench: ## benchmarks; the report lands in bench/REPORT.md
+	$(PY) -m bench
+
+clean: ## remove generated data (keeps .venv and jars)
+	rm -rf data bench/work .pytest_cache

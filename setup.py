@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="shipments",
+    version="0.1.0",
+    description="Raw shipment data -> trustworthy Delta tables on Spark, in batch and in real time",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    python_requires=">=3.11,<3.12",
+    # On EMR and Glue, Spark and Delta come with the platform: only the `local` extra pins them.
+    install_requires=["PyYAML>=6,<7"],
+    extras_require={
+        "local": ["pyspark==3.5.6", "delta-spark==3.3.2"],
+        "dev": [
+            "chispa==0.12.0",
+            "pytest==9.2.0",
+            "boto3==1.44.8",
+            "duckdb==2.0.1",
+            "ruff==0.17.6",
+        ],
+    },
+    entry_points={"console_scripts": ["shipments=shipments.cli:main"]},
+)

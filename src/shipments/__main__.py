@@ -1,0 +1,5 @@
+import sys
+
+from shipments.cli import main
+
+sys.exit(main())

@@ -1,0 +1,215 @@
+"""Configuration: ``conf/base.yaml`` plus one file per environment, loaded once into frozen,
+self-validating dataclasses. Command-line flags override the paths.
+
+An environment file names the file it builds on with ``extends:`` (resolved next to it) and
+overrides keys of it; mappings merge key by key. Relative paths in a file are resolved against
+the folder that holds that file, so a config means the same thing from any working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shipments.errors import ConfigError
+
+PLATFORMS = ("local", "emr", "glue")
+RAW_FORMATS = ("json", "csv")
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_DURATION = re.compile(r"^(\d+)\s*(second|minute|hour|day)s?$")
+
+
+def _is_uri(path: str) -> bool:
+    return bool(_URI.match(path))
+
+
+def join_path(base: str, *parts: str) -> str:
+    """Join path parts onto a local path or a URI (``s3://``, ``s3a://``, ``file://``)."""
+    return "/".join([base.rstrip("/"), *parts])
+
+
+@dataclasses.dataclass(frozen=True)
+class SparkConfig:
+    """How the SparkSession is built.
+
+    ``platform: local`` builds its own session with the project's pinned jars; ``emr`` and
+    ``glue`` use the session and the Delta Lake that the platform provides.
+    """
+
+    platform: str = "local"
+    master: str = "local[2]"
+    jars_dir: str = ""
+    log_config: str = ""
+    settings: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.platform not in PLATFORMS:
+            raise ConfigError(f"spark.platform must be one of {', '.join(PLATFORMS)}, got {self.platform!r}")
+        if self.platform == "local" and not self.jars_dir:
+            raise ConfigError("spark.jars_dir is required when spark.platform is local")
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyConfig:
+    """The daily batch job."""
+
+    lookback_days: int = 1
+    raw_format: str = "json"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.lookback_days, int) or not 0 <= self.lookback_days <= 31:
+            raise ConfigError(f"daily.lookback_days must be a whole number from 0 to 31, got {self.lookback_days!r}")
+        if self.raw_format not in RAW_FORMATS:
+            raise ConfigError(f"daily.raw_format must be one of {', '.join(RAW_FORMATS)}, got {self.raw_format!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """The status stream."""
+
+    allowed_lateness: str = "1 hour"
+    max_future_skew: str = "5 minutes"
+    trigger_interval: str = "2 seconds"
+    max_offsets_per_trigger: int = 100000
+    checkpoint: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("allowed_lateness", "max_future_skew", "trigger_interval"):
+            duration_seconds(getattr(self, name), name=f"stream.{name}")
+        if not isinstance(self.max_offsets_per_trigger, int) or self.max_offsets_per_trigger < 1:
+            raise ConfigError("stream.max_offsets_per_trigger must be a positive whole number")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a command needs to know about its environment."""
+
+    raw: str
+    lake: str
+    spark: SparkConfig
+    daily: DailyConfig = dataclasses.field(default_factory=DailyConfig)
+    stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("raw", "lake"):
+            if not getattr(self, name):
+                raise ConfigError(f"paths.{name} is required (set it in the config or pass --{name})")
+
+    def with_paths(self, raw: str | None = None, lake: str | None = None) -> Config:
+        """A copy with the raw zone and/or lake replaced (command-line overrides)."""
+        return dataclasses.replace(
+            self,
+            raw=_absolute(raw) if raw else self.raw,
+            lake=_absolute(lake) if lake else self.lake,
+        )
+
+    def table(self, name: str) -> str:
+        """Location of a Delta table under the lake, e.g. ``table("pipeline_runs")``."""
+        return join_path(self.lake, name)
+
+
+def duration_seconds(text: str, *, name: str = "duration") -> int:
+    """``"90 seconds"``, ``"1 hour"``, ``"2 days"`` -> seconds."""
+    match = _DURATION.match(str(text).strip())
+    if not match:
+        raise ConfigError(f"{name} must look like '30 seconds', '10 minutes' or '1 hour', got {text!r}")
+    unit = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[match.group(2)]
+    return int(match.group(1)) * unit
+
+
+def _absolute(path: str, base: Path | None = None) -> str:
+    if _is_uri(path):
+        return path
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = (base or Path.cwd()) / p
+    return str(p.resolve())
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one file and what it extends, paths resolved against each file's own folder."""
+    if path in seen:
+        raise ConfigError(f"config {path} extends itself")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+
+    folder = path.parent
+    paths = data.get("paths") or {}
+    for key in ("raw", "lake"):
+        if paths.get(key):
+            paths[key] = _absolute(str(paths[key]), folder)
+    spark = data.get("spark") or {}
+    for key in ("jars_dir", "log_config"):
+        if spark.get(key):
+            spark[key] = _absolute(str(spark[key]), folder)
+    stream = data.get("stream") or {}
+    if stream.get("checkpoint"):
+        stream["checkpoint"] = _absolute(str(stream["checkpoint"]), folder)
+
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data
+    parent = _read_yaml((folder / str(parent_name)).resolve(), (*seen, path))
+    return _merge(parent, data)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _section(data: dict[str, Any], name: str, cls: type) -> Any:
+    section = data.get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in config section {name!r}: {', '.join(unknown)}")
+    return cls(**section)
+
+
+def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: str | None = None) -> Config:
+    """Load a config file (and what it extends) and apply command-line path overrides.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not YAML, or holds an invalid value.
+    """
+    config_path = Path(path).expanduser().resolve()
+    data = _read_yaml(config_path)
+    unknown = sorted(set(data) - {"paths", "spark", "daily", "stream"})
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) in config {config_path}: {', '.join(unknown)}")
+    spark_data = dict(data.get("spark") or {})
+    spark_data["settings"] = {str(k): str(v) for k, v in (spark_data.get("settings") or {}).items()}
+    paths = data.get("paths") or {}
+    return Config(
+        raw=_absolute(raw) if raw else str(paths.get("raw") or ""),
+        lake=_absolute(lake) if lake else str(paths.get("lake") or ""),
+        spark=_section({"spark": spark_data}, "spark", SparkConfig),
+        daily=_section(data, "daily", DailyConfig),
+        stream=_section(data, "stream", StreamConfig),
+        source=str(config_path),
+    )

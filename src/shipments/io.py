@@ -1,0 +1,215 @@
+"""Reads and writes: the only module that touches storage.
+
+Paths may be local folders or any URI Hadoop understands (``s3://`` on EMR/Glue, ``s3a://``,
+``file://``); listing goes through Hadoop's FileSystem for that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from shipments.config import join_path
+from shipments.errors import InputError, TableError
+from shipments.schemas import CORRUPT_COLUMN, CUSTOMER_SCHEMA, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA
+
+log = logging.getLogger(__name__)
+
+RAW_SUFFIXES = {
+    "json": (".jsonl", ".json", ".jsonl.gz", ".json.gz"),
+    "csv": (".csv", ".csv.gz"),
+}
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class RawFile:
+    """One landed file: enough to tell later whether the input of a run has changed."""
+
+    path: str
+    size: int
+    modified_ms: int
+    ingest_date: dt.date
+
+
+def _hadoop_path(spark: SparkSession, path: str):  # type: ignore[no-untyped-def]
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` exists (a file or a folder), on any Hadoop file system."""
+    hpath, fs = _hadoop_path(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def ingest_folder(raw: str, ingest_date: dt.date) -> str:
+    return join_path(raw, "shipments", f"ingest_date={ingest_date.isoformat()}")
+
+
+def list_raw_files(
+    spark: SparkSession, raw: str, ingest_dates: Sequence[dt.date], raw_format: str
+) -> list[RawFile]:
+    """List the landed shipment files of the given ingest dates.
+
+    The first date's folder must exist (it is the day being processed); later dates are the
+    lookback for late arrivals and may not have landed yet. Files whose names start with ``_``
+    or ``.`` (``_SUCCESS``, temporary uploads) are not data; any other file with an unexpected
+    suffix is logged as skipped so nothing disappears unseen.
+
+    Raises:
+        InputError: the raw zone or the first date's folder does not exist, or that folder
+            holds no data file.
+    """
+    shipments_root = join_path(raw, "shipments")
+    if not path_exists(spark, shipments_root):
+        raise InputError(f"raw folder {shipments_root} does not exist: check --raw or paths.raw in the config")
+    suffixes = RAW_SUFFIXES[raw_format]
+    files: list[RawFile] = []
+    for position, ingest_date in enumerate(ingest_dates):
+        folder = ingest_folder(raw, ingest_date)
+        hpath, fs = _hadoop_path(spark, folder)
+        if not fs.exists(hpath):
+            if position == 0:
+                raise InputError(f"no raw data for ingest_date {ingest_date}: {folder} does not exist")
+            log.info("lookback folder %s has not landed yet", folder)
+            continue
+        for status in fs.listStatus(hpath):
+            name = status.getPath().getName()
+            if not status.isFile() or name.startswith(("_", ".")):
+                continue
+            if not name.endswith(suffixes):
+                log.warning("skipping %s: not a %s file (%s)", status.getPath().toString(), raw_format, ", ".join(suffixes))
+                continue
+            files.append(RawFile(status.getPath().toString(), status.getLen(), status.getModificationTime(), ingest_date))
+        if position == 0 and not files:
+            # An empty day would replace a good partition with nothing: refuse instead.
+            raise InputError(f"no {raw_format} files in {folder} ({', '.join(suffixes)})")
+    return sorted(files)
+
+
+def _with_file_columns(frame: DataFrame) -> DataFrame:
+    file_path = F.col("_metadata.file_path")
+    return frame.select(
+        "*",
+        F.regexp_extract(file_path, r"ingest_date=(\d{4}-\d{2}-\d{2})", 1).cast("date").alias("ingest_date"),
+        file_path.alias("source_file"),
+    )
+
+
+def read_raw_lines(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
+    """Each line of the given JSON-lines files: ``value``, ``source_file``, ``ingest_date``.
+
+    Read as text (gzip is decompressed by suffix) so that a line that is not JSON keeps its raw
+    text for the quarantine.
+    """
+    paths = [f.path for f in files]
+    return _with_file_columns(spark.read.text(paths)).select("value", "source_file", "ingest_date")
+
+
+def read_raw_csv(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
+    """CSV files with a header row, in the shape ``parse_json_lines`` gives for JSON.
+
+    Columns are taken by position in contract order. ``raw_text`` is the row's fields joined
+    by commas (or the unparsable line itself).
+    """
+    paths = [f.path for f in files]
+    rows = spark.read.csv(
+        paths,
+        schema=RAW_SHIPMENT_SCHEMA,
+        header=True,
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord=CORRUPT_COLUMN,
+    )
+    raw_text = F.coalesce(
+        F.col(CORRUPT_COLUMN),
+        F.concat_ws(",", *[F.coalesce(F.col(name), F.lit("")) for name in RAW_SHIPMENT_FIELDS]),
+    )
+    return _with_file_columns(rows).select(
+        "ingest_date", "source_file", raw_text.alias("raw_text"), CORRUPT_COLUMN, *RAW_SHIPMENT_FIELDS
+    )
+
+
+def read_customers(spark: SparkSession, raw: str) -> DataFrame:
+    """The customer dimension, ``<raw>/customers/*.csv`` with a header row.
+
+    Raises:
+        InputError: there is no customer file (every customer would turn UNKNOWN).
+    """
+    folder = join_path(raw, "customers")
+    hpath, fs = _hadoop_path(spark, folder)
+    if not fs.exists(hpath) or not any(
+        s.isFile() and s.getPath().getName().endswith(".csv") for s in fs.listStatus(hpath)
+    ):
+        raise InputError(f"no customer dimension: {folder}/*.csv not found")
+    return spark.read.csv(join_path(folder, "*.csv"), schema=CUSTOMER_SCHEMA, header=True, mode="PERMISSIVE")
+
+
+def ensure_delta_table(
+    spark: SparkSession, path: str, schema: T.StructType, partition_by: Sequence[str] = ()
+) -> None:
+    """Create the Delta table at ``path`` with an explicit schema when it does not exist.
+
+    Creating it before the first write matters: Delta only checks that written rows match a
+    ``replaceWhere`` predicate when the table already exists.
+    """
+    if DeltaTable.isDeltaTable(spark, path):
+        return
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    try:
+        builder.execute()
+    except Exception:
+        # Another run (a parallel backfill day) may have created it first: that is fine.
+        if not DeltaTable.isDeltaTable(spark, path):
+            raise
+
+
+def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> int:
+    """Atomically replace partition ``column = value`` of the Delta table at ``path``.
+
+    The predicate is built from a ``datetime.date`` only, never from argument text, and Delta
+    checks that every written row matches it. Readers see the old partition or the new one,
+    never a mix; a failed or killed write commits nothing. Returns the committed table version.
+    """
+    if not isinstance(value, dt.date):
+        raise TypeError("partition value must be a datetime.date")
+    predicate = f"{column} = DATE'{value.isoformat()}'"
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .option("userMetadata", run_id)
+        .save(path)
+    )
+    return committed_version(spark_of(frame), path, run_id)
+
+
+def append_rows(frame: DataFrame, path: str) -> None:
+    """Blind append (never conflicts with concurrent writers of other rows)."""
+    frame.write.format("delta").mode("append").save(path)
+
+
+def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
+    """The table version committed by the write tagged with ``run_id``.
+
+    Looked up by tag rather than taken as the latest version, because parallel runs for other
+    dates commit to the same table.
+    """
+    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("userMetadata") == run_id)
+    row = history.select(F.max("version").alias("version")).first()
+    if row is None or row["version"] is None:
+        raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
+    return int(row["version"])
+
+
+def spark_of(frame: DataFrame) -> SparkSession:
+    return frame.sparkSession

@@ -1,0 +1,30 @@
+"""Daily totals per customer."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from shipments.schemas import CHARGE_TYPE, DAILY_TOTALS_SCHEMA
+
+# Weights are summed as exact decimals and only then turned into a double, so the total does not
+# depend on the order Spark happens to add partial sums in, and reruns are bit-for-bit equal.
+_WEIGHT_SUM_TYPE = "decimal(38,9)"
+
+
+def to_daily_totals(shipments: DataFrame) -> DataFrame:
+    """One row per (ship_date, customer_id) with counts, weight and charge totals.
+
+    Requires latest shipment versions enriched with ``customer_name, segment, region,
+    customer_known``. Returns the ``shipment_daily_totals`` columns plus ``customer_known``
+    (kept for the run report, dropped before writing). ``total_charge_usd`` is null when the
+    sum overflows decimal(18,2); the job refuses to write such a row.
+    """
+    totals = shipments.groupBy("ship_date", "customer_id", "customer_name", "segment", "region").agg(
+        F.count(F.lit(1)).alias("shipment_count"),
+        F.count(F.when(F.col("status") == "CANCELLED", True)).alias("cancelled_count"),
+        F.sum(F.col("weight_kg").cast(_WEIGHT_SUM_TYPE)).cast("double").alias("total_weight_kg"),
+        F.sum("charge_usd").cast(CHARGE_TYPE).alias("total_charge_usd"),
+        F.max("customer_known").alias("customer_known"),
+    )
+    return totals.select(*DAILY_TOTALS_SCHEMA.fieldNames(), "customer_known")

@@ -1,0 +1,56 @@
+"""Shared fixtures: one SparkSession for the whole run, built by the project's own builder."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from shipments.config import Config, load_config
+from shipments.session import build_spark
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_CONF = ROOT / "conf" / "local.yaml"
+
+# Tests run with the machine's zone deliberately far from UTC: a job that forgot to pin the
+# session to UTC would put records on the wrong day and fail the exact-content assertions.
+os.environ.setdefault("TZ", "America/Los_Angeles")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    base = load_config(LOCAL_CONF)
+    settings = {
+        **base.spark.settings,
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        "spark.databricks.delta.snapshotPartitions": "1",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    }
+    session = build_spark(dataclasses.replace(base.spark, settings=settings), "shipments-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    return tmp_path / "raw"
+
+
+@pytest.fixture
+def config(raw: Path, lake: Path) -> Config:
+    return load_config(LOCAL_CONF, raw=str(raw), lake=str(lake))
+
+
+D = dt.date
