@@ -121,8 +121,9 @@ def generate_raw_zone(
     rng = random.Random(seed)
     out = Path(out)
     _write_customers(out / "customers", customers, rng)
-    # Lines landing on each ingest date, filled as shipments are made (late ones land later).
-    landing: dict[dt.date, list[str]] = {start + dt.timedelta(days=i): [] for i in range(days + 2)}
+    # Lines landing on each ingest date, filled as shipments are made (late ones land later):
+    # up to 2 days late, and a re-send or newer version of such a late line one day after that.
+    landing: dict[dt.date, list[str]] = {start + dt.timedelta(days=i): [] for i in range(days + 3)}
     shipments_made: list[tuple[str, dt.datetime]] = []
     counts = {"shipments": 0, "lines": 0, "invalid": 0}
 
@@ -179,7 +180,7 @@ def generate_raw_zone(
     for day_index in range(days):
         day = start + dt.timedelta(days=day_index)
         # Anything that would land after the last generated day lands on it instead.
-        lines = landing[day] + ([line for extra in (1, 2) for line in landing[day + dt.timedelta(days=extra)]] if day_index == days - 1 else [])
+        lines = landing[day] + ([line for extra in (1, 2, 3) for line in landing[day + dt.timedelta(days=extra)]] if day_index == days - 1 else [])
         counts["lines"] += len(lines)
         _write_partition(out / "shipments" / f"ingest_date={day.isoformat()}", lines, rng, gzip_share)
 
