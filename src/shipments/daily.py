@@ -95,8 +95,13 @@ def run_daily(spark: SparkSession, config: Config, run_date: dt.date, *, run_id:
     try:
         result = _process(spark, config, run_date, run_id, files, customers, record)
     except BaseException as exc:
-        record.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:1000]
+        # Spark's error for a truncated .gz does not name the file: find it and say so.
+        unreadable = io.unreadable_input_error(spark, files, exc)
+        failure = unreadable or exc
+        record.error = f"{type(failure).__name__}: {failure}".splitlines()[0][:1000]
         record_run(spark, config, record)
+        if unreadable is not None:
+            raise unreadable from exc
         raise
     record.status = SUCCEEDED
     record_run(spark, config, record)

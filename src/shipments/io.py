@@ -6,6 +6,7 @@ Paths may be local folders or any URI Hadoop understands (``s3://`` on EMR/Glue,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -17,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shipments.config import join_path
-from shipments.errors import InputError, TableError
+from shipments.errors import InputError, ShipmentsError, TableError
 from shipments.schemas import CORRUPT_COLUMN, CUSTOMER_SCHEMA, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -213,3 +214,53 @@ def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
 
 def spark_of(frame: DataFrame) -> SparkSession:
     return frame.sparkSession
+
+
+def unreadable_files(spark: SparkSession, files: Iterable[RawFile]) -> list[tuple[RawFile, str]]:
+    """The compressed files among ``files`` that cannot be decompressed to their end (a truncated
+    or damaged ``.gz``), each with the decoder's error. Plain text files always read.
+
+    Spark's error for such a file does not name it, and ``ignoreCorruptFiles`` would skip it
+    silently; this finds it, through Hadoop's codecs so it works on any file system. It reads
+    every compressed file once, so call it only after a read failed.
+    """
+    jvm = spark.sparkContext._jvm
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(spark.sparkContext._jsc.hadoopConfiguration())
+    unreadable: list[tuple[RawFile, str]] = []
+    for raw_file in files:
+        hpath, fs = _hadoop_path(spark, raw_file.path)
+        codec = codecs.getCodec(hpath)
+        if codec is None:
+            continue
+        stream = None
+        try:
+            stream = codec.createInputStream(fs.open(hpath))
+            stream.transferTo(jvm.java.io.OutputStream.nullOutputStream())
+        except Exception as exc:  # Py4JJavaError: the decoder's own error is the useful part
+            java = getattr(exc, "java_exception", None)
+            unreadable.append((raw_file, str(java.toString()) if java is not None else str(exc)))
+        finally:
+            if stream is not None:
+                # Closing a broken stream may fail again; its error is already recorded.
+                with contextlib.suppress(Exception):
+                    stream.close()
+    return unreadable
+
+
+def unreadable_input_error(spark: SparkSession, files: Iterable[RawFile], failure: BaseException) -> InputError | None:
+    """An ``InputError`` naming the corrupt input file(s) when ``failure`` (a failed run over
+    ``files``) can be explained by one; None otherwise."""
+    if not isinstance(failure, Exception) or isinstance(failure, ShipmentsError):
+        return None
+    try:
+        unreadable = unreadable_files(spark, files)
+    except Exception:  # the probe must never hide the original failure
+        log.warning("could not check the input files for corruption", exc_info=True)
+        return None
+    if not unreadable:
+        return None
+    named = "; ".join(f"{f.path} ({reason})" for f, reason in unreadable)
+    return InputError(
+        f"corrupt input file(s), cannot be read to the end: {named}. Nothing was written for this date: "
+        f"re-land the file(s) upstream, then rerun the date"
+    )
