@@ -70,6 +70,31 @@ class DailyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DynamoDBConfig:
+    """The optional DynamoDB serving table of the status stream (off while ``table`` is empty).
+
+    ``endpoint_url`` is for a local stand-in (moto on 127.0.0.1); on AWS leave it empty and let
+    the instance / job role provide credentials.
+    """
+
+    table: str = ""
+    region: str = ""
+    endpoint_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.table and not re.fullmatch(r"[a-zA-Z0-9_.-]{3,255}", self.table):
+            raise ConfigError(f"stream.dynamodb.table must be a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -), got {self.table!r}")
+        if self.table and not self.region:
+            raise ConfigError("stream.dynamodb.region is required when stream.dynamodb.table is set")
+        if self.endpoint_url and not re.match(r"^https?://[^\s/]+", self.endpoint_url):
+            raise ConfigError(f"stream.dynamodb.endpoint_url must be an http(s) URL, got {self.endpoint_url!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.table)
+
+
+@dataclasses.dataclass(frozen=True)
 class StreamConfig:
     """The status stream."""
 
@@ -78,12 +103,30 @@ class StreamConfig:
     trigger_interval: str = "2 seconds"
     max_offsets_per_trigger: int = 100000
     checkpoint: str = ""
+    # How long (processing time) an event_id is remembered to drop re-deliveries; the state
+    # holds one to two windows' worth of event ids.
+    dedup_window: str = "10 minutes"
+    # State partitions, fixed by the first run of a checkpoint: size them for the cluster.
+    state_partitions: int = 4
+    dynamodb: DynamoDBConfig = dataclasses.field(default_factory=DynamoDBConfig)
 
     def __post_init__(self) -> None:
-        for name in ("allowed_lateness", "max_future_skew", "trigger_interval"):
+        for name in ("allowed_lateness", "max_future_skew", "trigger_interval", "dedup_window"):
             duration_seconds(getattr(self, name), name=f"stream.{name}")
+        if duration_seconds(self.dedup_window) < 1:
+            raise ConfigError("stream.dedup_window must be at least 1 second")
         if not isinstance(self.max_offsets_per_trigger, int) or self.max_offsets_per_trigger < 1:
             raise ConfigError("stream.max_offsets_per_trigger must be a positive whole number")
+        if not isinstance(self.state_partitions, int) or not 1 <= self.state_partitions <= 10000:
+            raise ConfigError(f"stream.state_partitions must be a whole number from 1 to 10000, got {self.state_partitions!r}")
+        if isinstance(self.dynamodb, Mapping):
+            known = {f.name for f in dataclasses.fields(DynamoDBConfig)}
+            unknown = sorted(set(self.dynamodb) - known)
+            if unknown:
+                raise ConfigError(f"unknown key(s) in config section 'stream.dynamodb': {', '.join(unknown)}")
+            object.__setattr__(self, "dynamodb", DynamoDBConfig(**{k: str(v) for k, v in self.dynamodb.items()}))
+        elif not isinstance(self.dynamodb, DynamoDBConfig):
+            raise ConfigError("config section 'stream.dynamodb' must be a mapping")
 
 
 @dataclasses.dataclass(frozen=True)

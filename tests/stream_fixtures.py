@@ -1,0 +1,241 @@
+"""Fixtures and helpers of the streaming tests: a real Kafka broker, a moto DynamoDB server,
+subprocess runs of the job, and an independent model of what the tables must hold.
+
+Import the fixtures a module needs from here (``from tests.stream_fixtures import kafka``).
+Every process started here is stopped by its pid in a finalizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shipments.devtools.kafka_broker import KafkaBroker, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+UTC = dt.timezone.utc
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = KafkaBroker.start(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclasses.dataclass
+class MotoServer:
+    process: subprocess.Popen[bytes]
+    endpoint_url: str
+    region: str = "eu-west-1"
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client("dynamodb", region_name=self.region, endpoint_url=self.endpoint_url)
+
+
+MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+@pytest.fixture(scope="session")
+def moto_dynamodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's server mode on 127.0.0.1: the accepted stand-in for DynamoDB here."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = MotoServer(process, f"http://127.0.0.1:{port}")
+    try:
+
+        def up() -> bool:
+            assert process.poll() is None, f"moto server exited: {log.read_text()[-500:]}"
+            try:
+                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 60, "moto server")
+        with _env(MOTO_ENV):
+            yield server
+    finally:
+        stop_process(process)
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 20) -> None:
+    """Stop a process we started, by its pid: SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def write_conf(path: Path, lake: Path, stream: dict[str, Any]) -> Path:
+    """A config extending the project's local.yaml with test stream settings."""
+    data = {
+        "extends": str(ROOT / "conf" / "local.yaml"),
+        "paths": {"raw": str(path.parent / "raw"), "lake": str(lake)},
+        "spark": {"settings": {"spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}},
+        "stream": stream,
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def shipments_cmd(conf: Path, *args: str) -> list[str]:
+    return [PYTHON, "-m", "shipments", *args[:1], "--conf", str(conf), *args[1:]]
+
+
+# --------------------------------------------------------------------------- events and the model
+
+
+BASE = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def event(event_id: str, shipment_id: str, status: str, minutes: float, *, offset: str = "Z", location: str | None = "Leipzig") -> str:
+    """An event JSON line whose event_time is BASE + minutes, written in the given offset."""
+    instant = BASE + dt.timedelta(minutes=minutes)
+    if offset == "Z":
+        text = instant.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    else:
+        sign = 1 if offset[0] == "+" else -1
+        delta = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+        text = (instant + sign * delta).strftime("%Y-%m-%dT%H:%M:%S") + offset
+    body: dict[str, Any] = {"event_id": event_id, "shipment_id": shipment_id, "status": status, "event_time": text}
+    if location is not None:
+        body["location"] = location
+    return json.dumps(body, separators=(",", ":"))
+
+
+def naive(minutes: float) -> dt.datetime:
+    """BASE + minutes as the naive UTC datetime Spark returns under a UTC session."""
+    return (BASE + dt.timedelta(minutes=minutes)).replace(tzinfo=None)
+
+
+REQUIRED = ("event_id", "shipment_id", "status", "event_time")
+STATUSES = {"CREATED", "PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "EXCEPTION", "CANCELLED", "RETURNED"}
+
+
+def model_parse(line: str) -> dict[str, Any] | None:
+    """The contract's validity rule, written independently of the code under test."""
+    try:
+        body = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or any(not isinstance(body.get(k), str) or not body[k].strip() for k in REQUIRED):
+        return None
+    if body["status"] not in STATUSES:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(body["event_time"].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return {**body, "event_time": when.astimezone(UTC).replace(tzinfo=None)}
+
+
+@dataclasses.dataclass
+class Expected:
+    status: dict[str, tuple[str, dt.datetime, str]]  # shipment -> (status, event_time, event_id)
+    late_event_ids: list[str]
+    dlq_values: list[str]
+
+
+def model_tables(batches: Iterable[Iterable[str]], lateness: dt.timedelta) -> Expected:
+    """What the tables must hold after the given batches (each processed as one micro-batch).
+
+    Per batch: malformed -> DLQ; an event_id seen before is dropped; an event older than
+    (max event_time of earlier batches - lateness) is late; the rest compete per shipment by
+    (event_time, event_id).
+    """
+    seen: set[str] = set()
+    max_time: dt.datetime | None = None
+    status: dict[str, tuple[str, dt.datetime, str]] = {}
+    late: list[str] = []
+    dlq: list[str] = []
+    for batch in batches:
+        watermark = max_time - lateness if max_time else None
+        batch_max = max_time
+        for line in batch:
+            parsed = model_parse(line)
+            if parsed is None:
+                dlq.append(line)
+                continue
+            if parsed["event_id"] in seen:
+                continue
+            seen.add(parsed["event_id"])
+            when = parsed["event_time"]
+            batch_max = when if batch_max is None else max(batch_max, when)
+            if watermark is not None and when < watermark:
+                late.append(parsed["event_id"])
+                continue
+            current = status.get(parsed["shipment_id"])
+            if current is None or (when, parsed["event_id"]) > (current[1], current[2]):
+                status[parsed["shipment_id"]] = (parsed["status"], when, parsed["event_id"])
+        max_time = batch_max
+    return Expected(status, sorted(late), sorted(dlq))
+
+
+def read_status(spark: Any, lake: Path) -> dict[str, tuple[str, dt.datetime, str]]:
+    rows = spark.read.format("delta").load(str(lake / "shipment_status")).collect()
+    return {r["shipment_id"]: (r["status"], r["event_time"], r["event_id"]) for r in rows}
+
+
+def read_rows(spark: Any, path: Path) -> list[dict[str, Any]]:
+    return [r.asDict() for r in spark.read.format("delta").load(str(path)).collect()]

@@ -1,0 +1,145 @@
+"""The foreachBatch function, called as a plain batch function on tiny DataFrames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from shipments.config import Config
+from shipments.stream_io import StatusBatchSink, StatusTables, WatermarkLog, ensure_stream_tables
+from shipments.stream_schemas import STREAM_RECORD_SCHEMA
+
+ARRIVED = dt.datetime(2026, 11, 26, 9, 0, 0)
+HOUR = 3600
+
+
+def t(hh: int, mm: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 11, 20, hh, mm)
+
+
+def ev(event_id: str, shipment: str, status: str, when: dt.datetime, offset: int, location: str | None = None) -> tuple:
+    return (None, None, event_id, shipment, status, when, when, location, ARRIVED, "events", 0, offset, None)
+
+
+def bad(raw: str, error: str, offset: int) -> tuple:
+    return (error, raw, None, None, None, None, None, None, ARRIVED, "events", 0, offset, None)
+
+
+@pytest.fixture
+def sink(spark: SparkSession, config: Config, tmp_path: Path) -> StatusBatchSink:
+    ensure_stream_tables(spark, config)
+    return StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), "test-app")
+
+
+def batch(spark: SparkSession, *rows: tuple) -> DataFrame:
+    return spark.createDataFrame(list(rows), STREAM_RECORD_SCHEMA)
+
+
+def status_of(spark: SparkSession, sink: StatusBatchSink) -> DataFrame:
+    return spark.read.format("delta").load(sink.tables.status).select("shipment_id", "status", "event_time", "event_id", "batch_id")
+
+
+def expected_status(spark: SparkSession, *rows: tuple) -> DataFrame:
+    return spark.createDataFrame(
+        list(rows), "shipment_id string, status string, event_time timestamp, event_id string, batch_id long"
+    )
+
+
+def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(spark: SparkSession, sink: StatusBatchSink) -> None:
+    sink(
+        batch(
+            spark,
+            ev("e1", "S1", "CREATED", t(10), 0),
+            ev("e3", "S1", "IN_TRANSIT", t(12), 1),
+            ev("e2", "S1", "PICKED_UP", t(11), 2),
+            ev("e4", "S2", "CREATED", t(10), 3),
+            bad("{nope", "malformed_json", 4),
+        ),
+        0,
+    )
+    assert_df_equality(
+        status_of(spark, sink),
+        expected_status(spark, ("S1", "IN_TRANSIT", t(12), "e3", 0), ("S2", "CREATED", t(10), "e4", 0)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    dlq = spark.read.format("delta").load(sink.tables.dlq).select("raw_value", "error", "source_topic", "source_partition", "source_offset", "batch_id")
+    assert [tuple(r) for r in dlq.collect()] == [("{nope", "malformed_json", "events", 0, 4, 0)]
+    assert sink.stats[0].on_time == 4 and sink.stats[0].dlq == 1 and sink.stats[0].late == 0
+
+
+def test_older_events_never_overwrite_and_ties_break_on_event_id(spark: SparkSession, sink: StatusBatchSink) -> None:
+    sink(batch(spark, ev("e5", "S1", "IN_TRANSIT", t(12), 0), ev("e5", "S2", "CREATED", t(11, 30), 1)), 0)
+    sink(
+        batch(
+            spark,
+            ev("e1", "S1", "PICKED_UP", t(11), 2),  # out of order: older, must not win
+            ev("e9", "S2", "CANCELLED", t(11, 30), 3),  # same time, greater event_id: wins
+        ),
+        1,
+    )
+    assert_df_equality(
+        status_of(spark, sink),
+        expected_status(spark, ("S1", "IN_TRANSIT", t(12), "e5", 0), ("S2", "CANCELLED", t(11, 30), "e9", 1)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
+def test_events_older_than_the_previous_batch_watermark_go_to_the_late_table(spark: SparkSession, sink: StatusBatchSink) -> None:
+    sink(batch(spark, ev("e1", "S1", "IN_TRANSIT", t(12), 0)), 0)  # watermark becomes 11:00
+    sink(
+        batch(
+            spark,
+            ev("e2", "S1", "DELIVERED", t(13), 1),
+            ev("e3", "S2", "CREATED", t(10, 59), 2),  # older than 11:00: late, not applied
+            ev("e4", "S3", "CREATED", t(11), 3),  # exactly at the watermark: on time
+        ),
+        1,
+    )
+    late = spark.read.format("delta").load(sink.tables.late)
+    assert [(r.event_id, r.shipment_id, r.watermark, r.batch_id) for r in late.collect()] == [("e3", "S2", t(11), 1)]
+    assert_df_equality(
+        status_of(spark, sink),
+        expected_status(spark, ("S1", "DELIVERED", t(13), "e2", 1), ("S3", "CREATED", t(11), "e4", 1)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    # The watermark is judged against earlier batches only: within batch 1, 13:00 did not move it.
+    assert sink.stats[1].watermark == t(11)
+    assert sink.watermarks.before(2).watermark == t(12)
+
+
+def test_a_replayed_batch_changes_nothing(spark: SparkSession, sink: StatusBatchSink) -> None:
+    sink(batch(spark, ev("e1", "S1", "IN_TRANSIT", t(12), 0)), 0)
+    replayed = batch(
+        spark,
+        ev("e2", "S1", "DELIVERED", t(13), 1),
+        ev("e0", "S9", "CREATED", t(9), 2),  # late
+        bad("", "malformed_json", 3),
+    )
+    sink(replayed, 1)
+    tables = sink.tables
+    before = {p: spark.read.format("delta").load(p).collect() for p in (tables.status, tables.late, tables.dlq)}
+    versions = {p: spark.sql("DESCRIBE HISTORY delta.`%s`" % p).agg(F.max("version")).first()[0] for p in before}
+
+    sink(replayed, 1)  # Spark replays the batch after a crash: same id, same data
+
+    after = {p: spark.read.format("delta").load(p).collect() for p in before}
+    for path in before:
+        assert sorted(map(tuple, after[path])) == sorted(map(tuple, before[path])), path
+    assert len(after[tables.late]) == 1 and len(after[tables.dlq]) == 1
+    # The late and DLQ appends were skipped by txnAppId/txnVersion: no new table version.
+    for path in (tables.late, tables.dlq):
+        assert spark.sql("DESCRIBE HISTORY delta.`%s`" % path).agg(F.max("version")).first()[0] == versions[path]
+
+
+def test_an_empty_batch_writes_nothing(spark: SparkSession, sink: StatusBatchSink) -> None:
+    sink(batch(spark), 0)
+    assert spark.read.format("delta").load(sink.tables.status).count() == 0
+    assert sink.stats[0].records == 0
