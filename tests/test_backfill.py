@@ -1,0 +1,305 @@
+"""Backfill: parallel days in one Spark application, resumable and idempotent through the ledger.
+
+The reference for every comparison is the daily job run date by date, sequentially, on the same
+raw zone (``sequential`` below): a backfill must give exactly those tables, however it ran.
+Tests in this module share one raw zone; the one that edits it runs last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from shipments.backfill import SKIPPED, is_commit_conflict, plan_backfill, run_backfill, run_with_retry
+from shipments.cli import main
+from shipments.config import Config, load_config
+from shipments.daily import run_daily
+from shipments.dates import date_range
+from shipments.generate import generate_raw_zone
+from shipments.ledger import FAILED, SUCCEEDED
+from tests.conftest import LOCAL_CONF, ROOT
+
+START = dt.date(2026, 11, 1)
+END = dt.date(2026, 11, 10)
+DAYS = date_range(START, END)
+GENERATED_DAYS = 11  # one more than the backfill, so the last date has its lookback folder
+
+
+def _config(raw: Path, lake: Path) -> Config:
+    return load_config(LOCAL_CONF, raw=str(raw), lake=str(lake))
+
+
+def _rows(spark: SparkSession, lake: Path, dates: list[dt.date]) -> dict[str, list[tuple]]:
+    """Table contents for ``dates``, sorted, without what legitimately differs between runs
+    (run ids, timestamps, the raw zone's folder). Weights are rounded: a double sum's last bit
+    depends on the order Spark adds partial sums in."""
+    totals = [
+        (r.ship_date, r.customer_id, r.customer_name, r.segment, r.region, r.shipment_count, r.cancelled_count,
+         round(r.total_weight_kg, 6), r.total_charge_usd)
+        for r in spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
+        .filter(F.col("ship_date").isin(dates)).collect()
+    ]
+    quarantine = [
+        (r.ingest_date, r.ship_date, r.shipment_id, r.reason, r.raw_text, r.source_file.rsplit("/shipments/", 1)[-1])
+        for r in spark.read.format("delta").load(str(lake / "quarantine" / "shipments"))
+        .filter(F.col("ingest_date").isin(dates)).collect()
+    ]
+    return {"totals": sorted(totals, key=repr), "quarantine": sorted(quarantine, key=repr)}
+
+
+def _ledger(spark: SparkSession, lake: Path) -> list:
+    return spark.read.format("delta").load(str(lake / "pipeline_runs")).filter(F.col("job") == "daily").collect()
+
+
+def _files(lake: Path) -> dict[str, int]:
+    """Every file under the lake with its size: a new table version anywhere adds a file."""
+    return {str(p.relative_to(lake)): p.stat().st_size for p in lake.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("backfill") / "raw"
+    generate_raw_zone(folder, START, GENERATED_DAYS, shipments_per_day=200, customers=40, seed=23, events_per_day=0)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sequential(spark: SparkSession, raw: Path) -> dict[str, list[tuple]]:
+    """The reference: the daily job for each date, one after the other."""
+    lake = raw.parent / "lake-sequential"
+    config = _config(raw, lake)
+    for day in DAYS:
+        run_daily(spark, config, day)
+    return _rows(spark, lake, DAYS)
+
+
+@pytest.fixture(scope="module")
+def parallel_lake(spark: SparkSession, raw: Path) -> Path:
+    """The same dates, backfilled 4 at a time."""
+    lake = raw.parent / "lake-parallel"
+    result = run_backfill(spark, _config(raw, lake), START, END, parallelism=4)
+    assert not result.failed, result.summary()
+    return lake
+
+
+# ------------------------------------------------------------------- retry on commit conflicts
+
+
+def _java_error(spark: SparkSession, class_name: str) -> Py4JJavaError:
+    java_class = spark.sparkContext._jvm
+    for part in class_name.split("."):
+        java_class = getattr(java_class, part)
+    return Py4JJavaError("An error occurred while calling o1.save.\n", java_class("conflicting commit"))
+
+
+@pytest.mark.parametrize(
+    ("class_name", "conflict"),
+    [
+        ("io.delta.exceptions.ConcurrentAppendException", True),
+        ("io.delta.exceptions.ConcurrentDeleteReadException", True),
+        ("io.delta.exceptions.MetadataChangedException", True),
+        ("java.io.IOException", False),
+    ],
+)
+def test_commit_conflicts_are_told_apart_by_java_class(spark: SparkSession, class_name: str, conflict: bool) -> None:
+    assert is_commit_conflict(_java_error(spark, class_name)) is conflict
+
+
+def test_a_wrapped_conflict_is_still_a_conflict(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    inner = jvm.io.delta.exceptions.ConcurrentAppendException("conflicting commit")
+    outer = jvm.java.lang.RuntimeException("job failed", inner)
+    assert is_commit_conflict(Py4JJavaError("An error occurred.\n", outer))
+
+
+def test_conflicts_are_retried_with_growing_backoff_then_succeed(spark: SparkSession) -> None:
+    delays: list[float] = []
+
+    def flaky(attempt: int) -> str:
+        if attempt < 3:
+            raise _java_error(spark, "io.delta.exceptions.ConcurrentAppendException")
+        return "done"
+
+    result, attempts = run_with_retry(flaky, max_attempts=4, backoff_seconds=1.0, sleep=delays.append)  # type: ignore[arg-type]
+    assert (result, attempts) == ("done", 3)
+    assert len(delays) == 2 and 0 <= delays[0] <= 1.0 and 0 <= delays[1] <= 2.0
+
+
+def test_retries_are_bounded_and_other_errors_are_not_retried(spark: SparkSession) -> None:
+    calls: list[int] = []
+
+    def always_conflicts(attempt: int) -> str:
+        calls.append(attempt)
+        raise _java_error(spark, "io.delta.exceptions.ConcurrentAppendException")
+
+    with pytest.raises(Py4JJavaError):
+        run_with_retry(always_conflicts, max_attempts=3, backoff_seconds=0.0, sleep=lambda _: None)
+    assert calls == [1, 2, 3]
+
+    calls.clear()
+
+    def broken(attempt: int) -> str:
+        calls.append(attempt)
+        raise ValueError("not a conflict")
+
+    with pytest.raises(ValueError):
+        run_with_retry(broken, max_attempts=3, backoff_seconds=0.0, sleep=lambda _: None)
+    assert calls == [1]
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    spark: SparkSession, raw: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = raw.parent / "lake-dry-run"
+    args = ["backfill", "--raw", str(raw), "--lake", str(lake), "--start", "2026-11-01", "--end", "2026-11-03"]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 to run, 0 skipped (dry run" in out
+    assert all(f"{day}  run   never run" in out for day in ("2026-11-01", "2026-11-02", "2026-11-03"))
+    assert not lake.exists()
+
+
+def test_parallel_backfill_gives_the_same_tables_as_sequential_runs(
+    spark: SparkSession, sequential: dict[str, list[tuple]], parallel_lake: Path
+) -> None:
+    parallel = _rows(spark, parallel_lake, DAYS)
+    assert parallel["totals"] == sequential["totals"]
+    assert parallel["quarantine"] == sequential["quarantine"]
+    assert {r[0] for r in parallel["totals"]} == set(DAYS)
+    succeeded = Counter(r.run_date for r in _ledger(spark, parallel_lake) if r.status == SUCCEEDED)
+    assert succeeded == Counter(DAYS)
+
+
+def test_repeating_a_finished_backfill_writes_nothing(
+    spark: SparkSession, raw: Path, parallel_lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _files(parallel_lake)
+    code = main(["backfill", "--raw", str(raw), "--lake", str(parallel_lake),
+                 "--start", START.isoformat(), "--end", END.isoformat(), "--parallelism", "4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "0 to run, 10 skipped" in out
+    assert sum(line.split()[1] == SKIPPED for line in out.splitlines() if line[:4] == "2026") == 10
+    assert _files(parallel_lake) == before  # no table version, no ledger row, no data file
+
+
+def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
+    spark: SparkSession, raw: Path, sequential: dict[str, list[tuple]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ingest_date=11-04 is read by the runs of 11-04 and, as its lookback, 11-03.
+    zone = raw.parent / "raw-corrupt"
+    shutil.copytree(raw / "customers", zone / "customers")
+    for day in date_range(dt.date(2026, 11, 2), dt.date(2026, 11, 6)):
+        shutil.copytree(raw / "shipments" / f"ingest_date={day}", zone / "shipments" / f"ingest_date={day}")
+    corrupt = zone / "shipments" / "ingest_date=2026-11-04" / "part-00001.jsonl.gz"
+    data = corrupt.read_bytes()
+    corrupt.write_bytes(data[: len(data) // 2])  # a truncated upload
+    with pytest.raises(EOFError):
+        gzip.decompress(corrupt.read_bytes())
+    lake = raw.parent / "lake-corrupt"
+
+    code = main(["backfill", "--raw", str(zone), "--lake", str(lake),
+                 "--start", "2026-11-02", "--end", "2026-11-05", "--parallelism", "2"])
+    out = capsys.readouterr().out
+
+    assert code != 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line[:4] == "2026"}
+    assert [d for d, line in sorted(lines.items()) if line.split()[1] == FAILED] == ["2026-11-03", "2026-11-04"]
+    for day in ("2026-11-03", "2026-11-04"):
+        assert str(corrupt) in lines[day] and "corrupt input file" in lines[day]
+    good = [dt.date(2026, 11, 2), dt.date(2026, 11, 5)]
+    ours = _rows(spark, lake, good)
+    assert ours["totals"] == [r for r in sequential["totals"] if r[0] in good]
+    assert ours["quarantine"] == [r for r in sequential["quarantine"] if r[0] in good]
+    assert _rows(spark, lake, [dt.date(2026, 11, 3), dt.date(2026, 11, 4)]) == {"totals": [], "quarantine": []}
+    failed = [r for r in _ledger(spark, lake) if r.status == FAILED]
+    assert sorted(str(r.run_date) for r in failed) == ["2026-11-03", "2026-11-04"]
+    assert all(str(corrupt) in r.error for r in failed)
+
+
+@pytest.mark.slow
+def test_a_backfill_killed_part_way_resumes_where_it_stopped(
+    spark: SparkSession, raw: Path, sequential: dict[str, list[tuple]], tmp_path: Path
+) -> None:
+    days = date_range(START, dt.date(2026, 11, 4))
+    lake = raw.parent / "lake-killed"
+    command = [sys.executable, "-m", "shipments", "backfill", "--raw", str(raw), "--lake", str(lake),
+               "--start", str(days[0]), "--end", str(days[-1]), "--parallelism", "2"]
+    with open(tmp_path / "stderr.log", "w") as stderr:
+        # Its own session (process group), so the kill takes the JVM down with the driver, as a
+        # lost node would.
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        watchdog = threading.Timer(420, lambda: os.killpg(process.pid, signal.SIGKILL))
+        watchdog.start()
+        try:
+            done = 0
+            assert process.stdout is not None
+            for line in process.stdout:
+                done += f" {SUCCEEDED} " in line
+                if done == 2:
+                    break
+            with contextlib.suppress(ProcessLookupError):  # it may have died on its own
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        finally:
+            watchdog.cancel()
+    assert done == 2, (tmp_path / "stderr.log").read_text()[-2000:]
+    before = {r.run_date for r in _ledger(spark, lake) if r.status == SUCCEEDED}
+    assert 2 <= len(before) < len(days)
+
+    result = run_backfill(spark, _config(raw, lake), days[0], days[-1], parallelism=2)
+
+    assert not result.failed, result.summary()
+    assert {o.run_date for o in result.outcomes if o.status == SKIPPED} == before
+    succeeded = Counter(r.run_date for r in _ledger(spark, lake) if r.status == SUCCEEDED)
+    assert succeeded == Counter(days)  # each date succeeded exactly once, killed or not
+    ours = _rows(spark, lake, days)
+    assert ours["totals"] == [r for r in sequential["totals"] if r[0] in days]
+    assert ours["quarantine"] == [r for r in sequential["quarantine"] if r[0] in days]
+
+
+def test_changed_input_reruns_only_the_dates_that_read_it(
+    spark: SparkSession, raw: Path, parallel_lake: Path, sequential: dict[str, list[tuple]]
+) -> None:
+    # Runs last in this module: it edits the shared raw zone. A new shipment for 11-05 lands on
+    # 11-05; that folder is the input of 11-05 and the lookback of 11-04, and of no other date.
+    day = dt.date(2026, 11, 5)
+    landed = raw / "shipments" / f"ingest_date={day}" / "part-00000.jsonl"
+    with landed.open("a") as handle:
+        handle.write(
+            '{"shipment_id":"S-LATE-FIX-1","customer_id":"C0001","created_at":"2026-11-05T10:00:00Z",'
+            '"updated_at":"2026-11-05T10:00:00Z","status":"CREATED","weight_kg":2.5,"charge_usd":19.99}\n'
+        )
+    config = _config(raw, parallel_lake)
+    plans = plan_backfill(spark, config, START, END)
+    assert [p.run_date for p in plans if p.action == "RUN"] == [dt.date(2026, 11, 4), day]
+    assert all("input changed" in p.reason for p in plans if p.action == "RUN")
+
+    result = run_backfill(spark, config, START, END, parallelism=4)
+
+    assert {o.run_date for o in result.outcomes if o.status == SUCCEEDED} == {dt.date(2026, 11, 4), day}
+    assert result.count(SKIPPED) == 8
+    after = _rows(spark, parallel_lake, DAYS)
+    untouched = [d for d in DAYS if d != day]
+    assert [r for r in after["totals"] if r[0] in untouched] == [r for r in sequential["totals"] if r[0] in untouched]
+    customer = {r[1]: r for r in after["totals"] if r[0] == day}["C0001"]
+    reference = {r[1]: r for r in sequential["totals"] if r[0] == day}.get("C0001")
+    assert customer[5] == (reference[5] if reference else 0) + 1
