@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from shipments.config import Config, load_config
 from shipments.dates import parse_date
-from shipments.errors import ConfigError, InputError, ShipmentsError
+from shipments.errors import ConfigError, InputError, ShipmentsError, describe
 
 log = logging.getLogger("shipments")
 
@@ -205,14 +205,6 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _one_line(exc: BaseException) -> str:
-    """The first meaningful line of an exception, Java ones included."""
-    java = getattr(exc, "java_exception", None)
-    text = str(java.toString()) if java is not None else str(exc)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    return first[:500]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -234,5 +226,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the one broad handler: anything unexpected becomes one line
         if args.verbose:
             traceback.print_exc()
-        print(f"shipments {args.command}: failed: {_one_line(exc)} (rerun with --verbose for details)", file=sys.stderr)
+        print(f"shipments {args.command}: failed: {describe(exc, 500)} (rerun with --verbose for details)", file=sys.stderr)
         return EXIT_FAILED

@@ -30,3 +30,26 @@ class DataQualityError(ShipmentsError):
 
 class TableError(ShipmentsError):
     """A Delta table is not in the state the command needs (e.g. a version that is gone)."""
+
+
+def describe(exc: BaseException, limit: int = 1000) -> str:
+    """One line saying what went wrong, for the console and for ``pipeline_runs.error``.
+
+    A Spark failure arrives as a Py4J error whose own text is only "An error occurred while
+    calling o123.save"; the useful parts are the Java exception's first line and its root
+    cause, so both are given.
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return _first_line(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ShipmentsError) else str(exc), limit)
+    top = _first_line(str(java.toString()), limit)
+    root = java
+    while root.getCause() is not None and root.getCause() != root:
+        root = root.getCause()
+    cause = _first_line(str(root.toString()), limit)
+    text = top if cause in top else f"{top} (caused by {cause})"
+    return text[:limit]
+
+
+def _first_line(text: str, limit: int) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "unknown error")[:limit]

@@ -71,6 +71,9 @@ def _shipment_line(
     )
 
 
+INVALID_KINDS = 17
+
+
 def _invalid_lines(rng: random.Random, day: dt.date, serial: int) -> str:
     """One invalid line, of a kind chosen in turn so every kind appears every day."""
     sid = f"BAD{day:%Y%m%d}-{serial:06d}"
@@ -103,6 +106,7 @@ def _invalid_lines(rng: random.Random, day: dt.date, serial: int) -> str:
         lambda: json.dumps({**good, "charge_usd": 12.345}),
         lambda: json.dumps({**good, "status": "LOST_IN_SPACE"}),
     )
+    assert len(kinds) == INVALID_KINDS
     return kinds[serial % len(kinds)]()
 
 
@@ -173,7 +177,8 @@ def generate_raw_zone(
                     landing[newer_land].append(older)
             shipments_made.append((sid, created))
             counts["shipments"] += 1
-        for serial in range(max(1, int(shipments_per_day * INVALID))):
+        # At least one of every kind each day, however small the day.
+        for serial in range(max(INVALID_KINDS, int(shipments_per_day * INVALID))):
             landing[day].append(_invalid_lines(rng, day, serial))
             counts["invalid"] += 1
 
