@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from shipments import io
 from shipments.config import Config
-from shipments.errors import DataQualityError
+from shipments.errors import DataQualityError, describe
 from shipments.ledger import SUCCEEDED, RunRecord, input_fingerprint, new_run_id, record_run, utc_now
 from shipments.schemas import DAILY_TOTALS_SCHEMA, QUARANTINE_SCHEMA
 from shipments.tables import DAILY_TOTALS, QUARANTINE, ensure_tables
@@ -98,7 +98,7 @@ def run_daily(spark: SparkSession, config: Config, run_date: dt.date, *, run_id:
         # Spark's error for a truncated .gz does not name the file: find it and say so.
         unreadable = io.unreadable_input_error(spark, files, exc)
         failure = unreadable or exc
-        record.error = f"{type(failure).__name__}: {failure}".splitlines()[0][:1000]
+        record.error = describe(failure)
         record_run(spark, config, record)
         if unreadable is not None:
             raise unreadable from exc
