@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# EMR bootstrap action: install the shipments wheel (and PyYAML) on every node.
+# Spark and Delta are NOT installed: the cluster's own (EMR 7.12: Spark 3.5.6-amzn,
+# Delta 3.3.2-amzn via the delta-defaults classification) are used.
+# Usage (as a bootstrap action): bootstrap.sh s3://ARTIFACTS/shipments/dist/shipments-0.1.0-py3-none-any.whl
+set -euo pipefail
+wheel_uri="$1"
+tmp=$(mktemp -d)
+aws s3 cp "$wheel_uri" "$tmp/"
+sudo python3 -m pip install --quiet "$tmp"/*.whl
+rm -rf "$tmp"
