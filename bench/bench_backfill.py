@@ -1,0 +1,163 @@
+"""Backfill: 30 days at parallelism 1, 2 and 4, and the cost of rewriting one day as the table grows.
+
+    python -m bench backfill          (with the other benchmarks: python -m bench)
+    python -m bench.bench_backfill    (alone; same result file)
+
+A raw zone of 31 ingest dates (``SHIPMENTS_PER_DAY`` times ``BENCH_SCALE`` shipments a day; the
+31st is the lookback of the 30th) is generated once and reused. In one long-lived SparkSession:
+
+(a) ``shipments.backfill.run_backfill`` for the 30 dates on a fresh lake, at parallelism 1, 2
+    and 4 (wall time of the whole backfill, once each: 30 daily runs already average out);
+(b) one date re-run with ``run_daily`` in the 30-day lake against the same date re-run in a lake
+    that holds only that date, interleaved ``BENCH_REPEATS`` times (median): the goal is that a
+    day costs at most 1.2x as much to rewrite in a 30-day table as in a 1-day table.
+
+Every run writes its partition with a ``replaceWhere`` on the partition column, so (b) measures
+what the extra history (30+ commits, a checkpoint, 30 partitions) costs a rewrite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io as text_io
+import json
+import shutil
+from pathlib import Path
+
+from pyspark import SparkContext
+from pyspark.sql import SparkSession
+
+from bench.common import LOCAL_CONF, config, median, repeats, scale, spark_session, table, timed
+from shipments.backfill import run_backfill
+from shipments.config import load_config
+from shipments.daily import run_daily
+from shipments.generate import generate_raw_zone
+from shipments.session import build_spark
+
+START = dt.date(2026, 10, 1)
+DAYS = 30
+SHIPMENTS_PER_DAY = 1_000
+SEED = 31
+PARALLELISM = (1, 2, 4)
+REWRITE_DATE = START + dt.timedelta(days=14)
+GOAL = 1.2
+
+
+def _session() -> SparkSession:
+    """The shared bench session; when this module starts it, with the FAIR scheduler (which only
+    changes anything for jobs that set a scheduler pool, as the backfill's threads do)."""
+    if SparkContext._active_spark_context is None:
+        spark_config = load_config(LOCAL_CONF, raw="/unused", lake="/unused").spark
+        settings = {**spark_config.settings, "spark.scheduler.mode": "FAIR"}
+        return build_spark(dataclasses.replace(spark_config, settings=settings), "shipments-bench")
+    return spark_session()
+
+
+def _raw_zone(folder: Path, shipments_per_day: int) -> Path:
+    params = {"start": START.isoformat(), "days": DAYS + 1, "shipments_per_day": shipments_per_day, "seed": SEED}
+    marker = folder / "_bench.json"
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    generate_raw_zone(folder, START, DAYS + 1, shipments_per_day=shipments_per_day, seed=SEED, events_per_day=0)
+    marker.write_text(json.dumps(params))
+    return folder
+
+
+def run(workdir: Path) -> str:
+    spark = _session()
+    mode = spark.sparkContext.getConf().get("spark.scheduler.mode", "FIFO")
+    per_day = max(100, round(SHIPMENTS_PER_DAY * scale()))
+    raw = _raw_zone(workdir / f"raw-{per_day}", per_day)
+    end = START + dt.timedelta(days=DAYS - 1)
+
+    # Warm-up (untimed): class loading, JIT and Delta's first-use costs belong to no number.
+    warm = workdir / "lake-warmup"
+    shutil.rmtree(warm, ignore_errors=True)
+    run_daily(spark, config(raw, warm), START)
+
+    backfills: dict[int, float] = {}
+    lakes: dict[int, Path] = {}
+    for parallelism in PARALLELISM:
+        lake = workdir / f"lake-p{parallelism}"
+        shutil.rmtree(lake, ignore_errors=True)
+        out, err = text_io.StringIO(), text_io.StringIO()
+        seconds, result = timed(
+            lambda lake=lake, parallelism=parallelism, out=out, err=err: run_backfill(
+                spark, config(raw, lake), START, end, parallelism=parallelism, out=out, err=err
+            )
+        )
+        if result.failed:
+            raise RuntimeError(f"backfill at parallelism {parallelism} failed: {result.summary()}\n{out.getvalue()}")
+        backfills[parallelism], lakes[parallelism] = seconds, lake
+        print(f"  backfill {DAYS} days, parallelism {parallelism}: {seconds:.1f}s", flush=True)
+
+    # The same date rewritten in a 30-day table and in a table holding only that date.
+    big = lakes[PARALLELISM[-1]]
+    small = workdir / "lake-one-day"
+    shutil.rmtree(small, ignore_errors=True)
+    run_daily(spark, config(raw, small), REWRITE_DATE)
+    rewrite: dict[str, list[float]] = {"1-day table": [], "30-day table": []}
+    for _ in range(repeats()):
+        # Interleaved, so a burst of load from other work hits both alike.
+        for label, lake in (("1-day table", small), ("30-day table", big)):
+            seconds, _ = timed(lambda lake=lake: run_daily(spark, config(raw, lake), REWRITE_DATE))
+            rewrite[label].append(seconds)
+    one, thirty = median(rewrite["1-day table"]), median(rewrite["30-day table"])
+    print(f"  rewrite {REWRITE_DATE}: 1-day table {one:.1f}s, 30-day table {thirty:.1f}s", flush=True)
+    return _report(per_day, mode, backfills, rewrite, one, thirty)
+
+
+def _report(
+    per_day: int,
+    mode: str,
+    backfills: dict[int, float],
+    rewrite: dict[str, list[float]],
+    one: float,
+    thirty: float,
+) -> str:
+    base = backfills[1]
+    rows = [
+        (p, f"{s:.1f}", f"{s / DAYS:.2f}", f"{base / s:.2f}x")
+        for p, s in sorted(backfills.items())
+    ]
+    ratio = thirty / one
+    verdict = "meets" if ratio <= GOAL else "misses"
+    return "\n".join(
+        [
+            "## backfill",
+            "",
+            f"30 dates ({START}..{START + dt.timedelta(days=DAYS - 1)}), about {per_day} generated shipments a day "
+            f"(plus re-sends, newer versions, late and invalid lines), lookback 1 day; one SparkSession "
+            f"(conf/local.yaml, `local[2]`), spark.scheduler.mode {mode}, each date in its own scheduler pool.",
+            "",
+            "### 30-day backfill",
+            "",
+            table(("parallelism", "wall time (s)", "s per date", "speed-up vs 1"), rows),
+            "",
+            "### Rewriting one day as the table grows",
+            "",
+            f"`run_daily` for {REWRITE_DATE} again, in the 30-day table against a table holding only that date "
+            f"(median of {len(rewrite['1-day table'])}, interleaved).",
+            "",
+            table(
+                ("table", "median (s)", "all runs (s)"),
+                [(label, f"{median(times):.2f}", ", ".join(f"{t:.2f}" for t in times)) for label, times in rewrite.items()],
+            ),
+            "",
+            f"Ratio 30-day / 1-day: **{ratio:.2f}x**: {verdict} the goal of at most {GOAL}x.",
+            "",
+            "Reading it: each daily run has a fixed cost (listing, several small Spark jobs, two Delta commits, "
+            "the ledger append) that dominates at this volume; on 2 cores, parallel dates overlap that driver-side "
+            "and commit latency rather than adding CPU, so the speed-up is bounded well below the parallelism.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    from bench.__main__ import run_one
+
+    sys.exit(0 if run_one("backfill") else 1)
