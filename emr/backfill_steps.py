@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = 1 if args.single_step else (args.end - args.start).days + 1
     print(
         f"{steps} step(s); {'one driver' if args.single_step else f'up to {concurrency} at once'}. Submit with:\n"
-        + ("" if args.cluster_id else f"  aws emr modify-cluster --cluster-id {cluster} --step-concurrency-level {concurrency}\n")
+        + ("" if args.cluster_id or args.single_step
+           else f"  aws emr modify-cluster --cluster-id {cluster} --step-concurrency-level {concurrency}\n")
         + f"  aws emr add-steps --cluster-id {cluster} --steps file://{args.out or 'steps.json'}",
         file=sys.stderr,
     )

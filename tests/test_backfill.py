@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -159,6 +160,34 @@ def test_retries_are_bounded_and_other_errors_are_not_retried(spark: SparkSessio
     with pytest.raises(ValueError):
         run_with_retry(broken, max_attempts=3, backoff_seconds=0.0, sleep=lambda _: None)
     assert calls == [1]
+
+
+# ------------------------------------------------------------------------------ EMR steps
+
+
+def _emr_steps(args: list[str], tmp_path: Path) -> tuple[int, list[dict]]:
+    import runpy
+
+    generator = runpy.run_path(str(ROOT / "emr" / "backfill_steps.py"))
+    out = tmp_path / "steps.json"
+    code = generator["main"]([*args, "--artifacts", "s3://bucket/shipments", "--out", str(out)])
+    return code, (json.loads(out.read_text()) if out.exists() else [])
+
+
+def test_emr_steps_are_one_idempotent_backfill_per_date(tmp_path: Path) -> None:
+    code, steps = _emr_steps(["--start", "2026-11-01", "--end", "2026-11-03", "--step-concurrency", "3",
+                              "--dynamodb-table", "delta_log", "--dynamodb-region", "eu-west-1"], tmp_path)
+    assert code == 0
+    assert [s["Name"] for s in steps] == [f"shipments backfill 2026-11-0{i}" for i in (1, 2, 3)]
+    assert all(s["ActionOnFailure"] == "CONTINUE" and s["Jar"] == "command-runner.jar" for s in steps)
+    args = steps[1]["Args"]
+    assert args[args.index("--start") + 1] == args[args.index("--end") + 1] == "2026-11-02"
+    assert "spark.delta.logStore.s3.impl=io.delta.storage.S3DynamoDBLogStore" in args
+
+
+def test_emr_steps_refuse_concurrent_drivers_without_a_dynamodb_log_store(tmp_path: Path) -> None:
+    code, steps = _emr_steps(["--start", "2026-11-01", "--end", "2026-11-03", "--step-concurrency", "2"], tmp_path)
+    assert code != 0 and steps == []
 
 
 # ------------------------------------------------------------------------------- end to end
