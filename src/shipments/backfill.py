@@ -342,7 +342,7 @@ def _run_day(batch: _Batch, run_date: dt.date, pool: str) -> DayOutcome:
     # Jobs submitted from this thread go to `pool` (with spark.scheduler.mode FAIR the pools
     # share the executors instead of queueing behind each other's stages).
     sc.setLocalProperty("spark.scheduler.pool", pool)
-    sc.setJobGroup(f"{batch.batch_id}-{run_date}", f"backfill {run_date}", interruptOnCancel=False)
+    sc.setLocalProperty("spark.job.description", f"backfill {run_date}")
     started = time.monotonic()
     attempts = 0
 
@@ -357,7 +357,10 @@ def _run_day(batch: _Batch, run_date: dt.date, pool: str) -> DayOutcome:
         log.debug("backfill %s failed", run_date, exc_info=True)
         return DayOutcome(run_date, FAILED, time.monotonic() - started, attempts, error=_error_line(exc))
     finally:
-        sc.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
+        # Thread-local properties outlive the task (pool threads are reused; with parallelism 1
+        # this is the caller's thread): leave nothing behind.
+        for key in ("spark.scheduler.pool", "spark.job.description"):
+            sc.setLocalProperty(key, None)  # type: ignore[arg-type]
     return DayOutcome(
         run_date,
         SUCCEEDED,
@@ -452,10 +455,15 @@ def _run_all(batch: _Batch, dates: Sequence[dt.date], parallelism: int) -> Itera
                 slots.name = f"backfill-{next(counter)}"
         return str(slots.name)
 
-    with ThreadPoolExecutor(max_workers=min(parallelism, len(dates)), thread_name_prefix="backfill") as executor:
+    executor = ThreadPoolExecutor(max_workers=min(parallelism, len(dates)), thread_name_prefix="backfill")
+    try:
         futures = [executor.submit(lambda d=d: _run_day(batch, d, pool_name())) for d in dates]
         for future in as_completed(futures):
             yield future.result()
+    finally:
+        # On Ctrl-C, dates not started yet are dropped (the ledger lets a rerun resume); the
+        # running ones finish their atomic commit first.
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run_backfill_command(
