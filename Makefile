@@ -50,6 +50,16 @@ demo: ## generate 4 days of raw data and run the daily job on them
 	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-03
 	$(PY) -m shipments.show --lake $(DEMO_DIR)/lake
 
+demo-stream: ## status stream: local Kafka broker, generated events -> Delta, then `shipments status`
+	rm -rf $(DEMO_DIR)/stream
+	$(VENV)/bin/shipments generate --out $(DEMO_DIR)/stream/raw --start 2026-11-01 --days 1 --shipments-per-day 2000
+	$(PY) -m shipments.devtools.kafka_broker --topic shipment-events --partitions 2 \
+	  --produce $(DEMO_DIR)/stream/raw/events --workdir $(DEMO_DIR)/stream/kafka -- \
+	  $(VENV)/bin/shipments stream --lake $(DEMO_DIR)/stream/lake --source kafka \
+	  --bootstrap-servers {bootstrap} --topic shipment-events \
+	  --checkpoint $(DEMO_DIR)/stream/checkpoint --available-now
+	$(VENV)/bin/shipments status --lake $(DEMO_DIR)/stream/lake S20261101-0000001
+
 bench: ## benchmarks; the report lands in bench/REPORT.md
 	$(PY) -m bench
 

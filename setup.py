@@ -17,6 +17,10 @@ setup(
             "boto3==1.44.8",
             "duckdb==2.0.1",
             "ruff==0.17.6",
+            # the streaming tests, `make demo-stream` and the stream benchmark: a Kafka client
+            # for the local broker, and moto's server as the local DynamoDB stand-in
+            "kafka-python==3.0.12",
+            "moto[server]==5.2.5",
         ],
     },
     entry_points={"console_scripts": ["shipments=shipments.cli:main"]},

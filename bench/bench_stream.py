@@ -1,0 +1,311 @@
+"""Status stream through a real Kafka broker: end-to-end latency, throughput, dedup state.
+
+    python -m bench stream          (part of `make bench`)
+    python -m bench.bench_stream    on its own; writes bench/results/stream.md
+
+1. A KRaft broker on 127.0.0.1 and `shipments stream --source kafka` as a continuous job
+   (its own JVM, as in production), trigger every second, dedup window 30 s.
+2. Paced load: 1,000 events/s for 120 s (times BENCH_SCALE, at least 30 s), 1 % re-deliveries.
+   Latency of an event = commit time of the ``shipment_status`` MERGE of the micro-batch that
+   read it (batch found from the checkpoint's offset log, commit time from the Delta log) minus
+   the time the producer sent it.
+3. Backlog: as many events as fast as the producer can, the rate at which the job works them off
+   is the highest rate it can sustain here.
+4. Dedup state rows per batch from the job's JSON progress lines: they must level off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.common import ROOT, load_average, scale, table
+from shipments.devtools.kafka_broker import KafkaBroker
+
+TOPIC = "bench-status"
+RATE = 1000  # events per second
+SHIPMENTS = 50_000
+STATUSES = ("CREATED", "PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED")
+DEDUP_WINDOW = "30 seconds"
+TRIGGER = "1 second"
+
+
+@dataclasses.dataclass
+class Sent:
+    send_time: float
+    duplicate: bool
+    partition: int = -1
+    offset: int = -1
+
+
+def _event(serial: int, now: float) -> tuple[bytes, bytes]:
+    shipment = f"B{serial % SHIPMENTS:06d}"
+    when = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    body = {
+        "event_id": f"b{serial:010d}",
+        "shipment_id": shipment,
+        "status": STATUSES[(serial // SHIPMENTS) % len(STATUSES)],
+        "event_time": when,
+        "location": "Leipzig",
+    }
+    return shipment.encode(), json.dumps(body, separators=(",", ":")).encode()
+
+
+class Producer:
+    """Sends events and records (send time, partition, offset) of each."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.producer = broker.producer(linger_ms=5, batch_size=65536)
+        self.sent: list[Sent] = []
+        self.serial = 0
+        self._lock = threading.Lock()
+
+    def send(self, duplicate_of: tuple[bytes, bytes] | None = None) -> tuple[bytes, bytes]:
+        now = time.time()
+        key, value = duplicate_of or _event(self.serial, now)
+        if duplicate_of is None:
+            self.serial += 1
+        record = Sent(now, duplicate_of is not None)
+        self.sent.append(record)
+
+        def done(meta: Any, record: Sent = record) -> None:
+            record.partition, record.offset = meta.partition, meta.offset
+
+        self.producer.send(TOPIC, key=key, value=value).add_callback(done)
+        return key, value
+
+    def paced(self, rate: int, seconds: float) -> float:
+        """``rate`` events/s for ``seconds``, 1 % of them re-sent; returns the achieved rate."""
+        started = time.time()
+        total = int(rate * seconds)
+        for i in range(total):
+            target = started + i / rate
+            delay = target - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            last = self.send()
+            if i % 100 == 99:
+                self.send(duplicate_of=last)
+        self.producer.flush()
+        return total / (time.time() - started)
+
+    def burst(self, count: int) -> float:
+        started = time.time()
+        for _ in range(count):
+            self.send()
+        self.producer.flush()
+        return count / (time.time() - started)
+
+    def end_offsets(self, since: int = 0) -> dict[int, int]:
+        ends: dict[int, int] = {}
+        for record in self.sent[since:]:
+            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+        return ends
+
+
+def _batches(folder: Path) -> list[int]:
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+
+
+def _offsets(checkpoint: Path, batch: int) -> dict[int, int]:
+    last = (checkpoint / "offsets" / str(batch)).read_text().splitlines()[-1]
+    return {int(p): int(o) for p, o in json.loads(last).get(TOPIC, {}).items()}
+
+
+def _committed(checkpoint: Path) -> dict[int, int]:
+    commits = _batches(checkpoint / "commits")
+    return _offsets(checkpoint, commits[-1]) if commits else {}
+
+
+def _wait_committed(checkpoint: Path, ends: dict[int, int], timeout: float, job: subprocess.Popen[bytes]) -> float:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if job.poll() is not None:
+            raise RuntimeError(f"stream job exited with {job.returncode}")
+        done = _committed(checkpoint)
+        if all(done.get(p, 0) >= o for p, o in ends.items()):
+            return time.time()
+        time.sleep(0.05)
+    raise TimeoutError(f"stream did not commit offsets {ends} within {timeout} s")
+
+
+def _merge_commit_times(table_path: Path) -> dict[int, float]:
+    """Batch id -> epoch seconds of the MERGE commit tagged ``shipment_status batch N``."""
+    times: dict[int, float] = {}
+    for path in sorted((table_path / "_delta_log").glob("*.json")):
+        for line in path.read_text().splitlines():
+            info = json.loads(line).get("commitInfo")
+            if not info or info.get("operation") != "MERGE":
+                continue
+            tag = info.get("userMetadata") or ""
+            if tag.startswith("shipment_status batch "):
+                batch = int(tag.rsplit(" ", 1)[1])
+                times[batch] = min(times.get(batch, float("inf")), info["timestamp"] / 1000)
+    return times
+
+
+def _latencies(records: list[Sent], checkpoint: Path, commit_times: dict[int, float]) -> list[float]:
+    """Produce -> visible seconds of every first delivery in ``records``."""
+    borders = [(b, _offsets(checkpoint, b)) for b in _batches(checkpoint / "commits")]
+    out: list[float] = []
+    for record in records:
+        if record.duplicate or record.offset < 0:
+            continue
+        batch = next((b for b, ends in borders if ends.get(record.partition, 0) > record.offset), None)
+        if batch is None or batch not in commit_times:
+            continue
+        out.append(commit_times[batch] - record.send_time)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def _progress(log: Path) -> list[dict[str, Any]]:
+    lines = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith('{"event":"stream_progress"'):
+            lines.append(json.loads(line))
+    return lines
+
+
+def run(workdir: Path) -> str:
+    load_before = load_average()
+    seconds = max(30.0, 120.0 * scale())
+    backlog = int(max(20_000, 120_000 * scale()))
+    for name in ("lake", "checkpoint", "kafka"):
+        subprocess.run(["rm", "-rf", str(workdir / name)], check=True)
+    conf = workdir / "stream.yaml"
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(ROOT / "conf" / "local.yaml"),
+                "paths": {"raw": str(workdir / "raw"), "lake": str(workdir / "lake")},
+                "spark": {"settings": {"spark.sql.shuffle.partitions": "2"}},
+                "stream": {"trigger_interval": TRIGGER, "dedup_window": DEDUP_WINDOW, "state_partitions": 2},
+            }
+        )
+    )
+    checkpoint = workdir / "checkpoint"
+    log = workdir / "stream.log"
+    with KafkaBroker.start(workdir / "kafka") as broker:
+        broker.create_topic(TOPIC, partitions=2)
+        producer = Producer(broker)
+        with open(log, "wb") as out:
+            job = subprocess.Popen(
+                [sys.executable, "-m", "shipments", "stream", "--conf", str(conf), "--source", "kafka",
+                 "--bootstrap-servers", broker.bootstrap_servers, "--topic", TOPIC, "--checkpoint", str(checkpoint)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            # Warm-up: the first batches pay for JIT and table creation.
+            producer.paced(RATE, 10)
+            _wait_committed(checkpoint, producer.end_offsets(), 300, job)
+            warm = len(producer.sent)
+            measure_start = time.time()
+            achieved = producer.paced(RATE, seconds)
+            _wait_committed(checkpoint, producer.end_offsets(warm), 300, job)
+            measured = producer.sent[warm:]
+            steady_end = len(producer.sent)
+
+            burst_start = time.time()
+            burst_rate = producer.burst(backlog)
+            drained_at = _wait_committed(checkpoint, producer.end_offsets(steady_end), 600, job)
+            drain_rate = backlog / (drained_at - burst_start)
+        finally:
+            if job.poll() is None:
+                os.kill(job.pid, signal.SIGTERM)
+                try:
+                    job.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.kill(job.pid, signal.SIGKILL)
+                    job.wait(timeout=30)
+            producer.producer.close()
+
+    commit_times = _merge_commit_times(workdir / "lake" / "shipment_status")
+    latencies = _latencies(measured, checkpoint, commit_times)
+    progress = _progress(log)
+    steady = [p for p in progress if measure_start <= _epoch(p["timestamp"]) <= burst_start]
+    durations = [p["batch_duration_ms"] / 1000 for p in steady]
+    state_rows = [(round(_epoch(p["timestamp"]) - measure_start), p["state_rows"]) for p in steady]
+    samples = _every(state_rows, 15)
+    dropped = sum(p.get("state_rows_dropped_by_watermark", 0) for p in progress)
+    dupes = sum(p.get("duplicates_dropped", 0) for p in progress)
+
+    p50, p99 = (_pct(latencies, 50), _pct(latencies, 99)) if latencies else (float("nan"), float("nan"))
+    last_third = [rows for t, rows in state_rows if t >= seconds * 2 / 3]
+    middle_third = [rows for t, rows in state_rows if seconds / 3 <= t < seconds * 2 / 3]
+    levelled = bool(last_third and middle_third) and max(last_third) <= 1.25 * max(middle_third)
+    verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    lines = [
+        "## stream",
+        "",
+        f"Kafka (KRaft, 1 node, 2 partitions) -> `shipments stream` (continuous, trigger {TRIGGER}, "
+        f"dedup window {DEDUP_WINDOW}, 2 state partitions, RocksDB) -> Delta `shipment_status`. "
+        f"Paced load {RATE} events/s for {seconds:.0f} s (achieved {achieved:.0f}/s), 1 % re-delivered, "
+        f"over {SHIPMENTS:,} shipments. Latency = MERGE commit of the event's batch - send time, "
+        f"{len(latencies):,} events.",
+        "",
+        table(
+            ["measure", "value", "goal"],
+            [
+                ["latency p50", f"{p50:.2f} s", f"<= 2 s: {verdict(p50 <= 2)}"],
+                ["latency p99", f"{p99:.2f} s", f"<= 5 s: {verdict(p99 <= 5)}"],
+                ["latency max", f"{max(latencies):.2f} s" if latencies else "-", ""],
+                ["batch duration p50 / max", f"{statistics.median(durations):.2f} / {max(durations):.2f} s" if durations else "-", ""],
+                ["batches in the paced phase", len(steady), ""],
+                ["backlog drain rate (highest sustained)", f"{drain_rate:,.0f} events/s ({backlog:,} events; producer sent {burst_rate:,.0f}/s)", ">= 1,000/s: " + verdict(drain_rate >= RATE)],
+                ["re-deliveries dropped by dedup state", f"{dupes:,}", ""],
+                ["rows dropped by a watermark", f"{dropped:,}", "0"],
+                ["dedup state levels off", "yes" if levelled else "no", verdict(levelled)],
+            ],
+        ),
+        "",
+        "Dedup state rows (RocksDB) during the paced phase, seconds since its start:",
+        "",
+        table(["t (s)", "state rows"], samples),
+        "",
+        f"The state holds the event ids of one to two dedup windows ({DEDUP_WINDOW} here, so about "
+        f"{RATE * 30:,}-{RATE * 60:,} at {RATE}/s); with the production default of 10 minutes it levels off "
+        "at about 0.6-1.2 M rows at this rate.",
+        f"1-minute load average before {load_before}, after {load_average()} (2 CPUs; other sessions' Spark jobs "
+        "may share them, which shows directly in the latency).",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _every(points: list[tuple[int, int]], step: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    next_t = 0
+    for t, rows in points:
+        if t >= next_t:
+            out.append((t, rows))
+            next_t = t + step
+    return out
+
+
+def _epoch(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+if __name__ == "__main__":
+    from bench.__main__ import run_one, write_report
+
+    ok = run_one("stream")
+    write_report()
+    sys.exit(0 if ok else 1)
