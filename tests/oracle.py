@@ -28,7 +28,8 @@ def read_lines(raw: Path, ingest_date: dt.date) -> list[tuple[str, str]]:
         return lines
     for path in sorted(folder.iterdir()):
         if path.name.endswith(".gz"):
-            text = gzip.open(path, "rt").read()
+            with gzip.open(path, "rt") as handle:
+                text = handle.read()
         elif path.name.endswith((".json", ".jsonl")):
             text = path.read_text()
         else:
@@ -43,7 +44,7 @@ def _timestamp(text: object) -> dt.datetime | None:
     if not isinstance(text, str) or not TS.fullmatch(text.strip()):
         return None
     try:
-        return dt.datetime.fromisoformat(text.strip()).astimezone(dt.timezone.utc)
+        return dt.datetime.fromisoformat(text.strip()).astimezone(dt.UTC)
     except ValueError:
         return None
 

@@ -95,3 +95,18 @@ def test_help_lists_every_command() -> None:
     assert result.returncode == 0
     for command in ("daily", "backfill", "stream", "restore", "reconcile", "status", "generate"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("script", ["jobs/daily_totals.py", "jobs/glue_daily_totals.py"])
+def test_job_entry_points_are_the_cli(script: str, lake_with_content: Path, tmp_path: Path) -> None:
+    before = _snapshot(lake_with_content)
+    result = subprocess.run(
+        [sys.executable, script, "--date", "2026-13-45", "--raw", str(tmp_path), "--lake", str(lake_with_content)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "invalid date '2026-13-45'" in result.stderr
+    assert _snapshot(lake_with_content) == before

@@ -162,7 +162,7 @@ def generate_raw_zone(
                 landing[rng.choice((land, land + dt.timedelta(days=1)))].append(first)
             if rng.random() < NEWER_VERSION:
                 newer_at = updated + dt.timedelta(seconds=rng.randrange(60, 20 * 3600))
-                status = rng.choice(_FINAL_STATUSES + ("IN_TRANSIT", "OUT_FOR_DELIVERY"))
+                status = rng.choice((*_FINAL_STATUSES, "IN_TRANSIT", "OUT_FOR_DELIVERY"))
                 newer_charge = charge if status != "RETURNED" else f"{float(charge) + 5:.2f}"
                 newer = _shipment_line(
                     sid, customer, iso(created, offset), iso(newer_at, "Z"), status, origin, destination, weight, newer_charge

@@ -21,7 +21,7 @@ FAILED = "FAILED"
 
 
 def new_run_id(job: str, run_date: dt.date | None = None) -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     day = f"-{run_date.isoformat()}" if run_date else ""
     return f"{job}{day}-{stamp}-{uuid.uuid4().hex[:8]}"
 
@@ -69,7 +69,7 @@ class RunRecord:
 
 def utc_now() -> dt.datetime:
     """Naive UTC: what Spark's TimestampType round-trips under a UTC session time zone."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:

@@ -101,7 +101,7 @@ def _explain_runs(spark: SparkSession, config: Config, run_date: dt.date, files:
         return
     if last.status != SUCCEEDED:
         report.notes.append(f"the last daily run {last.run_id} ended {last.status}")
-    started_ms = int(last.started_at.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    started_ms = int(last.started_at.replace(tzinfo=dt.UTC).timestamp() * 1000)
     newer = [f for f in files if f.modified_ms >= started_ms]
     if newer:
         names = ", ".join(f.path.rsplit("/", 1)[-1] + f" (ingest {f.ingest_date})" for f in newer[:SAMPLE])
