@@ -12,27 +12,13 @@ from shipments.schemas import (
     MAX_WEIGHT_KG,
     RAW_SHIPMENT_FIELDS,
     RAW_SHIPMENT_SCHEMA,
+    SHIPMENT_SCHEMA,
     SHIPMENT_STATUSES,
 )
 
 REQUIRED_FIELDS = ("shipment_id", "customer_id", "created_at", "updated_at", "weight_kg", "charge_usd")
-# Columns every validated row carries; valid rows have `reason` null.
-VALIDATED_COLUMNS = (
-    "ingest_date",
-    "source_file",
-    "raw_text",
-    "reason",
-    "shipment_id",
-    "customer_id",
-    "created_at",
-    "updated_at",
-    "status",
-    "origin_region",
-    "destination_region",
-    "weight_kg",
-    "charge_usd",
-    "ship_date",
-)
+# Columns every validated row carries; valid rows have `reason` null and no `raw_text`.
+VALIDATED_COLUMNS = ("ingest_date", "source_file", "raw_text", "reason", *SHIPMENT_SCHEMA.fieldNames())
 _EXACT = "decimal(38,10)"
 
 
@@ -113,7 +99,7 @@ def with_validation(parsed: DataFrame) -> DataFrame:
         weight.alias("weight_kg"),
         charge.alias("charge_usd"),
         F.to_date("_created_at").alias("ship_date"),
-    )
+    ).select(*VALIDATED_COLUMNS)
 
 
 def filter_valid(validated: DataFrame) -> DataFrame:
