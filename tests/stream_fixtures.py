@@ -28,7 +28,7 @@ from shipments.devtools.kafka_broker import KafkaBroker, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -162,9 +162,20 @@ def event(event_id: str, shipment_id: str, status: str, minutes: float, *, offse
     return json.dumps(body, separators=(",", ":"))
 
 
-def naive(minutes: float) -> dt.datetime:
-    """BASE + minutes as the naive UTC datetime Spark returns under a UTC session."""
-    return (BASE + dt.timedelta(minutes=minutes)).replace(tzinfo=None)
+def at_minute(minutes: float) -> dt.datetime:
+    """BASE + minutes (aware, UTC)."""
+    return BASE + dt.timedelta(minutes=minutes)
+
+
+def utc(value: Any) -> Any:
+    """A collected timestamp as an aware UTC datetime.
+
+    PySpark hands timestamps to Python as naive datetimes in the Python process's local zone
+    (the tests run it in America/Los_Angeles on purpose), not in the session's UTC.
+    """
+    if isinstance(value, dt.datetime):
+        return value.astimezone(UTC) if value.tzinfo is None else value
+    return value
 
 
 REQUIRED = ("event_id", "shipment_id", "status", "event_time")
@@ -187,7 +198,7 @@ def model_parse(line: str) -> dict[str, Any] | None:
         return None
     if when.tzinfo is None:
         return None
-    return {**body, "event_time": when.astimezone(UTC).replace(tzinfo=None)}
+    return {**body, "event_time": when.astimezone(UTC)}
 
 
 @dataclasses.dataclass
@@ -234,8 +245,8 @@ def model_tables(batches: Iterable[Iterable[str]], lateness: dt.timedelta) -> Ex
 
 def read_status(spark: Any, lake: Path) -> dict[str, tuple[str, dt.datetime, str]]:
     rows = spark.read.format("delta").load(str(lake / "shipment_status")).collect()
-    return {r["shipment_id"]: (r["status"], r["event_time"], r["event_id"]) for r in rows}
+    return {r["shipment_id"]: (r["status"], utc(r["event_time"]), r["event_id"]) for r in rows}
 
 
 def read_rows(spark: Any, path: Path) -> list[dict[str, Any]]:
-    return [r.asDict() for r in spark.read.format("delta").load(str(path)).collect()]
+    return [{k: utc(v) for k, v in r.asDict().items()} for r in spark.read.format("delta").load(str(path)).collect()]

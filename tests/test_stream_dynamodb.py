@@ -22,10 +22,10 @@ def row(shipment: str, status: str, minutes: int, event_id: str, location: str |
     return Row(
         shipment_id=shipment,
         status=status,
-        event_time=T0 + dt.timedelta(minutes=minutes),
+        event_time=(T0 + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         event_id=event_id,
         location=location,
-        arrived_at=ARRIVED,
+        arrived_at=ARRIVED.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     )
 
 

@@ -6,19 +6,20 @@ With ``stream.dynamodb.table`` set, the serving table answers (no Spark needed);
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from shipments.config import Config, DynamoDBConfig
 from shipments.errors import ConfigError
 from shipments.stream_schemas import SHIPMENT_STATUS, SHIPMENT_STATUS_SCHEMA
 
 EXIT_UNKNOWN = 4
+ISO_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 
 
 def lookup_delta(spark: SparkSession, config: Config, shipment_id: str) -> dict[str, Any] | None:
@@ -28,16 +29,14 @@ def lookup_delta(spark: SparkSession, config: Config, shipment_id: str) -> dict[
     path = SHIPMENT_STATUS.path(config)
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    row = (
-        spark.read.format("delta")
-        .load(path)
-        .filter(F.col("shipment_id") == F.lit(shipment_id))
-        .select(*SHIPMENT_STATUS_SCHEMA.fieldNames())
-        .first()
-    )
-    if row is None:
-        return None
-    return {k: (_iso(v) if isinstance(v, dt.datetime) else v) for k, v in row.asDict().items()}
+    # Timestamps are formatted by Spark in the session zone (UTC); collected datetimes would be
+    # in this process's local zone.
+    columns = [
+        F.date_format(f.name, ISO_FORMAT).alias(f.name) if isinstance(f.dataType, T.TimestampType) else F.col(f.name)
+        for f in SHIPMENT_STATUS_SCHEMA
+    ]
+    row = spark.read.format("delta").load(path).filter(F.col("shipment_id") == F.lit(shipment_id)).select(*columns).first()
+    return None if row is None else row.asDict()
 
 
 def lookup_dynamodb(config: DynamoDBConfig, shipment_id: str) -> dict[str, Any] | None:
@@ -54,11 +53,6 @@ def lookup_dynamodb(config: DynamoDBConfig, shipment_id: str) -> dict[str, Any] 
         (kind, raw), = value.items()
         record[name] = int(raw) if kind == "N" else raw
     return record
-
-
-def _iso(value: dt.datetime) -> str:
-    """Naive UTC timestamps (the session zone is UTC) as ISO-8601 with ``Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run_status_command(spark_factory: Callable[[], SparkSession], config: Config, shipment_id: str) -> int:

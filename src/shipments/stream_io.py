@@ -39,7 +39,14 @@ from shipments.stream_schemas import (
     STATUS_DLQ,
     STATUS_LATE,
 )
-from shipments.transforms.status import filter_invalid, filter_late, filter_on_time, to_latest_per_shipment
+from shipments.transforms.status import (
+    filter_invalid,
+    filter_late,
+    filter_on_time,
+    is_late,
+    timestamp_literal,
+    to_latest_per_shipment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +176,7 @@ class WatermarkLog:
             return EventTimeMark(-1, None, None)
         data = json.loads(_read_text(self._spark, join_path(self._folder, str(max(ids)))) or "{}")
         return EventTimeMark(
-            int(data["batch_id"]), _from_iso(data.get("max_event_time")), _from_iso(data.get("watermark"))
+            int(data["batch_id"]), from_micros(data.get("max_event_time_us")), from_micros(data.get("watermark_us"))
         )
 
     def after(self, previous: EventTimeMark, batch_id: int, batch_max: dt.datetime | None) -> EventTimeMark:
@@ -181,8 +188,11 @@ class WatermarkLog:
     def record(self, mark: EventTimeMark) -> None:
         payload = {
             "batch_id": mark.batch_id,
-            "max_event_time": _to_iso(mark.max_event_time),
-            "watermark": _to_iso(mark.watermark),
+            "max_event_time_us": to_micros(mark.max_event_time),
+            "watermark_us": to_micros(mark.watermark),
+            # for people reading the file
+            "max_event_time": mark.max_event_time.isoformat() if mark.max_event_time else None,
+            "watermark": mark.watermark.isoformat() if mark.watermark else None,
         }
         _write_text(self._spark, join_path(self._folder, str(mark.batch_id)), json.dumps(payload))
         for old in sorted(self._batch_ids())[:-_KEEP_WATERMARKS]:
@@ -192,12 +202,17 @@ class WatermarkLog:
         return [int(name) for name in _list_names(self._spark, self._folder) if name.isdigit()]
 
 
-def _to_iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _from_iso(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
+def to_micros(value: dt.datetime | None) -> int | None:
+    """Aware datetime -> epoch microseconds (exact, and free of any local time zone)."""
+    return None if value is None else (value - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def from_micros(value: int | None) -> dt.datetime | None:
+    """Epoch microseconds -> aware UTC datetime."""
+    return None if value is None else _EPOCH + dt.timedelta(microseconds=int(value))
 
 
 def _fs(spark: SparkSession, path: str):  # type: ignore[no-untyped-def]
@@ -319,24 +334,25 @@ class StatusBatchSink:
     def _write(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> BatchStats:
         watermark = previous.watermark
         valid = F.col("error").isNull()
-        late = valid & (F.col("event_time") < F.lit(watermark).cast("timestamp")) if watermark else F.lit(False)
+        # Times cross into Python as epoch microseconds: collected timestamps would come back in
+        # the Python process's local zone, not the session's UTC.
         counts = records.agg(
             F.count(F.lit(1)).alias("records"),
             F.count(F.when(~valid, True)).alias("dlq"),
-            F.count(F.when(late, True)).alias("late"),
-            F.max(F.when(valid, F.col("event_time"))).alias("max_event_time"),
+            F.count(F.when(is_late(watermark), True)).alias("late"),
+            F.unix_micros(F.max(F.when(valid, F.col("event_time")))).alias("max_event_time_us"),
         ).first()
         assert counts is not None  # an aggregate without grouping always returns one row
         stats = BatchStats(batch_id, records=int(counts["records"]), dlq=int(counts["dlq"]), late=int(counts["late"]))
         stats.on_time = stats.records - stats.dlq - stats.late
-        mark = self.watermarks.after(previous, batch_id, counts["max_event_time"])
+        mark = self.watermarks.after(previous, batch_id, from_micros(counts["max_event_time_us"]))
         stats.watermark, stats.max_event_time = watermark, mark.max_event_time
         if stats.dlq:
             dead = records.transform(filter_invalid).withColumn("batch_id", F.lit(batch_id))
             self._append_once(_conform(dead, DLQ_SCHEMA), self.tables.dlq, batch_id)
         if stats.late:
             late_events = records.transform(filter_late, watermark).select(
-                "*", F.lit(watermark).alias("watermark"), F.lit(batch_id).alias("batch_id")
+                "*", timestamp_literal(watermark).alias("watermark"), F.lit(batch_id).alias("batch_id")
             )
             self._append_once(_conform(late_events, LATE_SCHEMA), self.tables.late, batch_id)
         if stats.on_time:
@@ -400,9 +416,9 @@ def merge_latest_status(latest: DataFrame, path: str, batch_id: int) -> None:
 # --------------------------------------------------------------------------- DynamoDB
 
 
-def _ddb_time(value: dt.datetime) -> str:
-    """Fixed-width UTC text, so DynamoDB's string comparison orders it as time."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# Fixed-width UTC text, so DynamoDB's string comparison orders it as time. Formatted by Spark
+# in the session zone (UTC): a collected timestamp would be in the worker's local zone.
+DDB_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 
 
 def dynamodb_client(config: DynamoDBConfig):  # type: ignore[no-untyped-def]
@@ -412,15 +428,19 @@ def dynamodb_client(config: DynamoDBConfig):  # type: ignore[no-untyped-def]
 
 
 def put_status_items(client: Any, table: str, rows: Iterable[Row], batch_id: int) -> tuple[int, int]:
-    """Conditionally write each row; returns (written, skipped because older or equal)."""
+    """Conditionally write each row; returns (written, skipped because older or equal).
+
+    Rows hold ``shipment_id, status, event_id, location`` and ``event_time``, ``arrived_at`` as
+    ``DDB_TIME_FORMAT`` text.
+    """
     written = skipped = 0
     for row in rows:
         values: dict[str, Any] = {
             ":status": {"S": row["status"]},
-            ":t": {"S": _ddb_time(row["event_time"])},
+            ":t": {"S": row["event_time"]},
             ":e": {"S": row["event_id"]},
             ":batch": {"N": str(batch_id)},
-            ":updated": {"S": _ddb_time(row["arrived_at"])},
+            ":updated": {"S": row["arrived_at"]},
         }
         assignments = ["#status = :status", "event_time = :t", "event_id = :e", "batch_id = :batch", "updated_at = :updated"]
         if row["location"] is not None:
@@ -451,6 +471,11 @@ def write_dynamodb(latest: DataFrame, config: DynamoDBConfig, batch_id: int) -> 
     def write_partition(rows: Iterable[Row]) -> None:
         put_status_items(dynamodb_client(config), table, rows, batch_id)
 
-    latest.select("shipment_id", "status", "event_time", "event_id", "location", "arrived_at").foreachPartition(
-        write_partition
-    )
+    latest.select(
+        "shipment_id",
+        "status",
+        F.date_format("event_time", DDB_TIME_FORMAT).alias("event_time"),
+        "event_id",
+        "location",
+        F.date_format("arrived_at", DDB_TIME_FORMAT).alias("arrived_at"),
+    ).foreachPartition(write_partition)

@@ -12,6 +12,8 @@ and is stopped by its pid (SIGTERM, then SIGKILL after a grace period).
 From the shell, run a command with a broker around it (``KAFKA_BOOTSTRAP`` is exported)::
 
     python -m shipments.devtools.kafka_broker --topic T [--produce DIR] -- COMMAND ...
+
+(``{bootstrap}`` in COMMAND is replaced by the broker's HOST:PORT.)
 """
 
 from __future__ import annotations
@@ -282,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not command:
             return 0
         env = {**os.environ, "KAFKA_BOOTSTRAP": broker.bootstrap_servers, "KAFKA_TOPIC": args.topic}
-        return subprocess.call(command, env=env)
+        return subprocess.call([part.replace("{bootstrap}", broker.bootstrap_servers) for part in command], env=env)
 
 
 if __name__ == "__main__":

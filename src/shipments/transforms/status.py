@@ -75,11 +75,23 @@ def filter_invalid(records: DataFrame) -> DataFrame:
     return records.filter(F.col("error").isNotNull())
 
 
+def timestamp_literal(instant: dt.datetime) -> Column:
+    """A timestamp literal for a time-zone-aware ``datetime``.
+
+    Built from epoch microseconds: a naive ``datetime`` would be read in the Python process's
+    local zone by ``F.lit``, whatever the session zone says.
+    """
+    if instant.tzinfo is None:
+        raise ValueError(f"expected a time-zone-aware datetime, got naive {instant!r}")
+    micros = (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    return F.timestamp_micros(F.lit(micros))
+
+
 def is_late(watermark: dt.datetime | None) -> Column:
-    """True for a valid event older than ``watermark`` (naive UTC); never true without one."""
+    """True for a valid event older than ``watermark`` (aware); never true without one."""
     if watermark is None:
         return F.lit(False)
-    return F.col("error").isNull() & (F.col("event_time") < F.lit(watermark).cast("timestamp"))
+    return F.col("error").isNull() & (F.col("event_time") < timestamp_literal(watermark))
 
 
 def filter_late(records: DataFrame, watermark: dt.datetime | None) -> DataFrame:

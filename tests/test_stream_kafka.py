@@ -1,0 +1,145 @@
+"""End to end through a real Kafka broker: duplicates, out-of-order, late and malformed events,
+exact table contents, and a replay of the last batch from the checkpoint.
+
+The stream runs in-process on the test session with ``--available-now`` semantics; each run
+is one micro-batch, so the independent model in ``stream_fixtures`` knows the batch borders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from shipments.config import Config, load_config
+from shipments.stream import StreamRequest, run_stream
+from tests.stream_fixtures import ROOT, at_minute, event, kafka, model_tables, read_rows, read_status  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+TOPIC = "status-e2e"
+LATENESS = dt.timedelta(hours=1)
+
+PHASE_1 = [
+    event("e101", "S1", "CREATED", 0),
+    event("e102", "S1", "PICKED_UP", 10, offset="+05:30"),
+    event("e102", "S1", "PICKED_UP", 10, offset="+05:30"),  # delivered twice
+    event("e201", "S2", "CREATED", 5, offset="-08:00"),
+    event("e203", "S2", "IN_TRANSIT", 30),
+    event("e202", "S2", "PICKED_UP", 20),  # out of order within the batch
+    event("e301", "S3", "CREATED", 50, location=None),  # the greatest event time: watermark -> minute -10
+    '{"event_id": "broken", "shipment_id": ',
+    "not json at all",
+    '{"event_id":"e901","shipment_id":"S9","status":"CREATED"}',
+    '{"event_id":"e902","shipment_id":"S9","status":"TELEPORTED","event_time":"2026-11-20T10:00:00Z"}',
+]
+PHASE_2 = [
+    event("e104", "S1", "IN_TRANSIT", 40),  # newer: replaces e102
+    event("e200", "S2", "CREATED", 25),  # on time, but older than S2's stored event: no change
+    event("e102", "S1", "PICKED_UP", 10, offset="+05:30"),  # re-delivered in a later batch
+    event("e401", "S4", "CREATED", -30),  # older than the watermark: late
+    event("e401", "S4", "CREATED", -30),  # ... and delivered twice
+    event("e099", "S1", "CREATED", -11),  # late as well, must not touch S1
+    event("e302", "S3", "DELIVERED", 50),  # same time as e301, greater event_id: wins
+    event("e501", "S5", "CREATED", -10),  # exactly at the watermark: on time
+    "",
+    '{"event_id":"e903","shipment_id":"S9","status":"CREATED","event_time":"2026-11-20T10:00:00"}',
+]
+
+
+def _key(line: str) -> str | None:
+    import json
+
+    try:
+        body = json.loads(line)
+        return body.get("shipment_id") if isinstance(body, dict) else None
+    except ValueError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def no_data_batches_off(spark: SparkSession) -> Iterator[None]:
+    # As `shipments stream` does (configure_stream_session): one micro-batch per run here.
+    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+    yield
+    spark.conf.unset("spark.sql.streaming.noDataMicroBatches.enabled")
+
+
+@pytest.fixture(scope="module")
+def e2e(spark: SparkSession, kafka: Any, tmp_path_factory: pytest.TempPathFactory, no_data_batches_off: None) -> dict[str, Any]:  # noqa: F811
+    work = tmp_path_factory.mktemp("stream-e2e")
+    config: Config = load_config(ROOT / "conf" / "local.yaml", raw=str(work / "raw"), lake=str(work / "lake"))
+    request = StreamRequest("kafka", str(work / "checkpoint"), True, None, kafka.bootstrap_servers, TOPIC)
+    kafka.create_topic(TOPIC, partitions=2)
+    coordinates: dict[str, list[tuple[int, int]]] = {}
+    for phase, lines in (("1", PHASE_1), ("2", PHASE_2)):
+        sent = kafka.produce(TOPIC, [(_key(line), line) for line in lines])
+        coordinates[phase] = sent
+        running = run_stream(spark, config, request)
+        assert running.query.exception() is None
+        assert len(running.sink.stats) == 1, f"phase {phase} ran {sorted(running.sink.stats)} batches"
+    return {"config": config, "work": work, "request": request, "coordinates": coordinates}
+
+
+def test_kafka_end_to_end_exact_table_contents(spark: SparkSession, e2e: dict[str, Any]) -> None:
+    lake = Path(e2e["config"].lake)
+    expected = model_tables([PHASE_1, PHASE_2], LATENESS)
+    # The model, spelled out, so a wrong model cannot hide a wrong job.
+    assert expected.status == {
+        "S1": ("IN_TRANSIT", at_minute(40), "e104"),
+        "S2": ("IN_TRANSIT", at_minute(30), "e203"),
+        "S3": ("DELIVERED", at_minute(50), "e302"),
+        "S5": ("CREATED", at_minute(-10), "e501"),
+    }
+    assert expected.late_event_ids == ["e099", "e401"]
+
+    assert read_status(spark, lake) == expected.status
+
+    late = read_rows(spark, lake / "shipment_status_late")
+    assert sorted(r["event_id"] for r in late) == expected.late_event_ids
+    assert {r["watermark"] for r in late} == {at_minute(50) - LATENESS}
+    assert {r["batch_id"] for r in late} == {1}
+
+    dlq = read_rows(spark, lake / "shipment_status_dlq")
+    assert sorted(r["raw_value"] or "" for r in dlq) == sorted(expected.dlq_values)
+    assert all(r["source_topic"] == TOPIC and r["error"] for r in dlq)
+    # Each dead letter points at its own Kafka record.
+    produced = {
+        (p, o): line
+        for phase, lines in (("1", PHASE_1), ("2", PHASE_2))
+        for line, (p, o) in zip(lines, e2e["coordinates"][phase], strict=True)
+    }
+    for r in dlq:
+        assert produced[(r["source_partition"], r["source_offset"])] == (r["raw_value"] or "")
+    errors = sorted(r["error"] for r in dlq)
+    assert errors == sorted(
+        ["malformed_json", "malformed_json", "malformed_json", "missing_field:event_time", "bad_value:status", "bad_timestamp:event_time"]
+    )
+
+
+def _snapshot(spark: SparkSession, lake: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        name: sorted((tuple(r) for r in spark.read.format("delta").load(str(lake / name)).collect()), key=repr)
+        for name in ("shipment_status", "shipment_status_late", "shipment_status_dlq")
+    }
+
+
+def test_replaying_the_last_batch_changes_nothing(spark: SparkSession, e2e: dict[str, Any]) -> None:
+    lake = Path(e2e["config"].lake)
+    checkpoint = Path(e2e["request"].checkpoint)
+    before = _snapshot(spark, lake)
+    last = max(int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit())
+    assert last == 1
+    # As if the job died after the batch's writes but before Spark recorded it as committed.
+    (checkpoint / "commits" / str(last)).unlink()
+    (checkpoint / "commits" / f".{last}.crc").unlink(missing_ok=True)
+
+    running = run_stream(spark, e2e["config"], e2e["request"])
+
+    assert sorted(running.sink.stats) == [last], "the last batch was replayed, and only it"
+    assert running.sink.stats[last].late == 2 and running.sink.stats[last].dlq == 2
+    assert _snapshot(spark, lake) == before
