@@ -6,8 +6,9 @@
 A raw zone of 31 ingest dates (``SHIPMENTS_PER_DAY`` times ``BENCH_SCALE`` shipments a day; the
 31st is the lookback of the 30th) is generated once and reused. In one long-lived SparkSession:
 
-(a) ``shipments.backfill.run_backfill`` for the 30 dates on a fresh lake, at parallelism 1, 2
-    and 4 (wall time of the whole backfill, once each: 30 daily runs already average out);
+(a) ``shipments.backfill.run_backfill`` for the 30 dates on a fresh lake, at parallelism 1, 2,
+    4 and 1 again (wall time of the whole backfill; 30 daily runs already average out, and the
+    two parallelism-1 runs bracket the others against drifting load);
 (b) one date re-run with ``run_daily`` in the 30-day lake against the same date re-run in a lake
     that holds only that date, interleaved ``BENCH_REPEATS`` times (median): the goal is that a
     day costs at most 1.2x as much to rewrite in a 30-day table as in a 1-day table.
@@ -28,7 +29,7 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from bench.common import LOCAL_CONF, config, median, repeats, scale, spark_session, table, timed
+from bench.common import LOCAL_CONF, config, load_average, median, repeats, scale, spark_session, table, timed
 from shipments.backfill import run_backfill
 from shipments.config import load_config
 from shipments.daily import run_daily
@@ -39,7 +40,9 @@ START = dt.date(2026, 10, 1)
 DAYS = 30
 SHIPMENTS_PER_DAY = 1_000
 SEED = 31
-PARALLELISM = (1, 2, 4)
+# Parallelism 1 is measured first and again last: the speed-ups are against the mean of the two,
+# so a drift in the machine's load or the JVM's warm-up over the run biases no level in particular.
+PARALLELISM = (1, 2, 4, 1)
 REWRITE_DATE = START + dt.timedelta(days=14)
 GOAL = 1.2
 
@@ -77,12 +80,13 @@ def run(workdir: Path) -> str:
     shutil.rmtree(warm, ignore_errors=True)
     run_daily(spark, config(raw, warm), START)
 
-    backfills: dict[int, float] = {}
+    backfills: list[tuple[int, float, str]] = []
     lakes: dict[int, Path] = {}
     for parallelism in PARALLELISM:
         lake = workdir / f"lake-p{parallelism}"
         shutil.rmtree(lake, ignore_errors=True)
         out, err = text_io.StringIO(), text_io.StringIO()
+        load_before = load_average()
         seconds, result = timed(
             lambda lake=lake, parallelism=parallelism, out=out, err=err: run_backfill(
                 spark, config(raw, lake), START, end, parallelism=parallelism, out=out, err=err
@@ -90,11 +94,12 @@ def run(workdir: Path) -> str:
         )
         if result.failed:
             raise RuntimeError(f"backfill at parallelism {parallelism} failed: {result.summary()}\n{out.getvalue()}")
-        backfills[parallelism], lakes[parallelism] = seconds, lake
+        backfills.append((parallelism, seconds, f"{load_before} / {load_average()}"))
+        lakes[parallelism] = lake
         print(f"  backfill {DAYS} days, parallelism {parallelism}: {seconds:.1f}s", flush=True)
 
     # The same date rewritten in a 30-day table and in a table holding only that date.
-    big = lakes[PARALLELISM[-1]]
+    big = lakes[max(PARALLELISM)]
     small = workdir / "lake-one-day"
     shutil.rmtree(small, ignore_errors=True)
     run_daily(spark, config(raw, small), REWRITE_DATE)
@@ -112,16 +117,29 @@ def run(workdir: Path) -> str:
 def _report(
     per_day: int,
     mode: str,
-    backfills: dict[int, float],
+    backfills: list[tuple[int, float, str]],
     rewrite: dict[str, list[float]],
     one: float,
     thirty: float,
 ) -> str:
-    base = backfills[1]
+    base = median([s for p, s, _ in backfills if p == 1])  # the mean, for two values
     rows = [
-        (p, f"{s:.1f}", f"{s / DAYS:.2f}", f"{base / s:.2f}x")
-        for p, s in sorted(backfills.items())
+        (p, f"{s:.1f}", f"{s / DAYS:.2f}", "-" if p == 1 else f"{base / s:.2f}x", load)
+        for p, s, load in backfills
     ]
+    # On 2 cores a speed-up above the parallelism cannot come from the backfill itself: the
+    # competing load changed between measurements. Say so rather than print it as a result.
+    distorted = sorted({p for p, s, _ in backfills if p > 1 and base / s > p * 1.05})
+    caveat = (
+        [
+            "",
+            f"**Caveat**: the speed-up at parallelism {', '.join(map(str, distorted))} exceeds the parallelism, "
+            "which the backfill cannot do on its own: other work competed for the CPU unevenly across the runs "
+            "(see the load column). Treat these speed-ups as upper bounds; rerun on an idle machine for clean ones.",
+        ]
+        if distorted
+        else []
+    )
     ratio = thirty / one
     verdict = "meets" if ratio <= GOAL else "misses"
     return "\n".join(
@@ -134,7 +152,10 @@ def _report(
             "",
             "### 30-day backfill",
             "",
-            table(("parallelism", "wall time (s)", "s per date", "speed-up vs 1"), rows),
+            f"In the order run; speed-up against the mean of the two parallelism-1 runs ({base:.1f}s).",
+            "",
+            table(("parallelism", "wall time (s)", "s per date", "speed-up vs 1", "1-min load before / after"), rows),
+            *caveat,
             "",
             "### Rewriting one day as the table grows",
             "",
@@ -148,9 +169,10 @@ def _report(
             "",
             f"Ratio 30-day / 1-day: **{ratio:.2f}x**: {verdict} the goal of at most {GOAL}x.",
             "",
-            "Reading it: each daily run has a fixed cost (listing, several small Spark jobs, two Delta commits, "
-            "the ledger append) that dominates at this volume; on 2 cores, parallel dates overlap that driver-side "
-            "and commit latency rather than adding CPU, so the speed-up is bounded well below the parallelism.",
+            "Reading it: at this volume a daily run is mostly fixed cost (listing, several small Spark jobs, two "
+            "Delta commits, the ledger append), much of it driver-side latency that parallel dates overlap; the CPU "
+            "work itself cannot go faster than 2 cores allow. The rewrite ratio shows no growth with table size: "
+            "the `replaceWhere` rewrite touches only its partition, and Delta's checkpoint keeps log replay short.",
         ]
     )
 
