@@ -56,6 +56,7 @@ def progress_record(progress: Any, batch_stats: dict[str, Any] | None) -> dict[s
         "input_rows_per_second": round(float(progress.inputRowsPerSecond or 0.0), 1),
         "processed_rows_per_second": round(float(progress.processedRowsPerSecond or 0.0), 1),
         "batch_duration_ms": progress.batchDuration,
+        "duration_ms": dict(progress.durationMs or {}),
         "dedup_watermark": (progress.eventTime or {}).get("watermark"),
         "state_rows": sum(int(op.numRowsTotal) for op in operators),
         "state_rows_dropped_by_watermark": sum(int(op.numRowsDroppedByWatermark) for op in operators),

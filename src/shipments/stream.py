@@ -109,6 +109,10 @@ def configure_stream_session(spark: SparkSession, stream: StreamConfig) -> None:
     # No empty batches just to move the dedup watermark: state is evicted by the next batch
     # with data, and a replay after a crash is then always a batch that had data.
     spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+    # MERGE copies its source to disk first unless told otherwise, in case reading it twice gave
+    # different rows. Ours cannot: it is the persisted micro-batch, and recomputing it reads the
+    # same offsets and the same state version with the same batch timestamp.
+    spark.conf.set("spark.databricks.delta.merge.materializeSource", "none")
 
 
 def to_status_records(records: DataFrame, stream: StreamConfig) -> DataFrame:
@@ -169,6 +173,7 @@ def start_stream(spark: SparkSession, config: Config, request: StreamRequest) ->
             "dlq_rows": stats.dlq,
             "event_time_watermark": stats.watermark.isoformat() if stats.watermark else None,
             "max_event_time": stats.max_event_time.isoformat() if stats.max_event_time else None,
+            "sink_ms": stats.timings,
         }
 
     listener = StatusProgressListener(QUERY_NAME, batch_stats)
