@@ -125,10 +125,14 @@ def _process(
         parsed = io.read_raw_lines(spark, files).transform(parse_json_lines)
 
     # JSON parsing is most of the cost: parse once, then serve counts, totals and quarantine from
-    # the cached result.
-    validated = parsed.transform(with_validation).persist(StorageLevel.MEMORY_AND_DISK)
+    # the cached result. The cache must stay: on an uncached frame the optimizer pushes the
+    # `reason` filters below the projection and re-evaluates from_json once per reference (about
+    # 30 times a line). _DESER (what DataFrame.cache() uses) keeps the cached column batches as
+    # objects; PySpark's plain MEMORY_AND_DISK also serializes them, which cost ~15% of the
+    # caching pass here (bench/README.md, "daily job" notes).
+    validated = parsed.transform(with_validation).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     customers = customers_raw.transform(to_customer_dimension).persist()
-    latest = validated.transform(filter_valid).transform(to_latest_versions).persist(StorageLevel.MEMORY_AND_DISK)
+    latest = validated.transform(filter_valid).transform(to_latest_versions).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     # Totals for every ship date seen, not only D: their counts prove nothing fanned out or was
     # lost in the join; only D's rows are written.
     totals = latest.transform(with_customer, customers).transform(to_daily_totals).persist()
