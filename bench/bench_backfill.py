@@ -141,6 +141,7 @@ def _report(
         else []
     )
     ratio = thirty / one
+    spread = max(max(times) - min(times) for times in rewrite.values())
     verdict = "meets" if ratio <= GOAL else "misses"
     return "\n".join(
         [
@@ -171,8 +172,16 @@ def _report(
             "",
             "Reading it: at this volume a daily run is mostly fixed cost (listing, several small Spark jobs, two "
             "Delta commits, the ledger append), much of it driver-side latency that parallel dates overlap; the CPU "
-            "work itself cannot go faster than 2 cores allow. The rewrite ratio shows no growth with table size: "
-            "the `replaceWhere` rewrite touches only its partition, and Delta's checkpoint keeps log replay short.",
+            "work itself cannot go faster than 2 cores allow. A rewrite touches only its own partition "
+            "(`replaceWhere` on the partition column); what grows with the table is the Delta log (30+ commits, "
+            "replayed from the last checkpoint), the commit-history lookup and the ledger. "
+            + (
+                f"Here the difference between the medians ({abs(thirty - one):.2f}s) is no larger than the run-to-run "
+                f"spread within one table ({spread:.2f}s): it is within the noise of this machine's load."
+                if abs(thirty - one) <= spread
+                else f"The difference between the medians ({thirty - one:+.2f}s) exceeds the run-to-run spread "
+                f"within one table ({spread:.2f}s)."
+            ),
         ]
     )
 
