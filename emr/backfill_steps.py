@@ -56,12 +56,11 @@ def spark_submit_args(args: argparse.Namespace) -> list[str]:
     """``spark-submit`` up to and including the entry script: cluster mode, so concurrent steps
     do not pile their drivers onto the primary node."""
     artifacts = args.artifacts.rstrip("/")
+    # The shipments wheel is on every node (emr/bootstrap.sh): no --py-files.
     submit = [
         "spark-submit",
         "--deploy-mode",
         "cluster",
-        "--py-files",
-        f"{artifacts}/shipments.zip",
         # The config and what it extends land in the driver's working folder.
         "--files",
         f"{artifacts}/conf/base.yaml,{artifacts}/conf/{args.conf}",
@@ -80,7 +79,7 @@ def spark_submit_args(args: argparse.Namespace) -> list[str]:
         submit += ["--jars", args.jars]
     for setting in args.spark_conf:
         submit += ["--conf", setting]
-    return [*submit, f"{artifacts}/emr_main.py"]
+    return [*submit, f"{artifacts}/emr/emr_main.py"]
 
 
 def backfill_args(args: argparse.Namespace, start: dt.date, end: dt.date, parallelism: int) -> list[str]:
@@ -114,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", type=_date, required=True)
     parser.add_argument("--end", type=_date, required=True)
     parser.add_argument("--artifacts", required=True,
-                        help="S3 prefix holding shipments.zip, emr_main.py and conf/ (see docs/backfill.md)")
+                        help="S3 prefix of emr/deploy.sh (s3://BUCKET/shipments) holding conf/ and emr/emr_main.py")
     level = parser.add_mutually_exclusive_group(required=True)
     level.add_argument("--cluster-id", help="read the step concurrency level from this cluster (boto3)")
     level.add_argument("--step-concurrency", type=_level, help="the cluster's step concurrency level")
