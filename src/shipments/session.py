@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -43,7 +44,13 @@ def build_spark(config: SparkConfig, app_name: str = "shipments") -> SparkSessio
     """
     builder = SparkSession.builder.appName(app_name)
     if config.platform == "local":
-        builder = builder.master(config.master).config("spark.jars", ",".join(local_jars(config.jars_dir)))
+        builder = (
+            builder.master(config.master)
+            .config("spark.jars", ",".join(local_jars(config.jars_dir)))
+            # Python workers run this interpreter (the venv), which can import shipments; not
+            # whatever `python3` comes first on PATH.
+            .config("spark.pyspark.python", sys.executable)
+        )
         if config.log_config:
             builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={config.log_config}")
     for key, value in {**_DELTA, **config.settings, **_REQUIRED}.items():
