@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -242,11 +241,6 @@ def run_stream_command(spark_factory: Callable[[], SparkSession], config: Config
     """``shipments stream``: validate, start Spark, run, print a one-line summary."""
     request = stream_request(config, args)
     enable_json_lines()
-    if config.spark.platform == "local" and config.stream.dynamodb.enabled:
-        # The DynamoDB writes run in Python workers, which import this package: locally they
-        # must be this interpreter (a bare `python3` on PATH may not have it). EMR and Glue
-        # set the workers' Python themselves (ship the package with --py-files).
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = spark_factory()
     configure_stream_session(spark, config.stream)
     running = run_stream(spark, config, request)
