@@ -33,12 +33,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments import io
 from shipments.config import Config
-from shipments.daily import DailyResult, ingest_dates, run_daily
+from shipments.daily import DailyResult, daily_inputs, run_daily
 from shipments.dates import date_range
-from shipments.errors import ConfigError, ShipmentsError
-from shipments.ledger import FAILED, SUCCEEDED, input_fingerprint, new_run_id
+from shipments.errors import ConfigError, ShipmentsError, describe
+from shipments.ledger import FAILED, SUCCEEDED, new_run_id
 from shipments.tables import PIPELINE_RUNS, ensure_tables
 
 log = logging.getLogger(__name__)
@@ -146,13 +145,10 @@ class BackfillResult:
 def day_fingerprint(spark: SparkSession, config: Config, run_date: dt.date) -> str:
     """The input fingerprint ``run_daily`` records for ``run_date`` on today's input.
 
-    Must stay the same computation as in ``daily.run_daily`` (a test runs both and compares).
-
     Raises:
-        InputError: the date's raw folder is missing or empty.
+        InputError: the date's raw folder is missing or empty, or the customer dimension is.
     """
-    files = io.list_raw_files(spark, config.raw, ingest_dates(run_date, config.daily.lookback_days), config.daily.raw_format)
-    return input_fingerprint(files, config.daily.lookback_days, config.daily.raw_format)
+    return daily_inputs(spark, config, run_date)[1]
 
 
 def last_daily_runs(spark: SparkSession, config: Config, start: dt.date, end: dt.date) -> dict[dt.date, LastRun]:
@@ -281,16 +277,6 @@ def run_with_retry(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _error_line(exc: BaseException) -> str:
-    if isinstance(exc, ShipmentsError):
-        text = f"{type(exc).__name__}: {exc}"
-    else:
-        java = getattr(exc, "java_exception", None)
-        text = str(java.toString()) if java is not None else f"{type(exc).__name__}: {exc}"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    return first[:500]
-
-
 class _Progress:
     """Days done / total, elapsed and an estimate, on stderr after each finished date."""
 
@@ -355,7 +341,7 @@ def _run_day(batch: _Batch, run_date: dt.date, pool: str) -> DayOutcome:
         result, attempts = run_with_retry(attempt, max_attempts=batch.max_attempts, backoff_seconds=batch.backoff_seconds)
     except Exception as exc:  # a failing day must not stop the others: report it instead
         log.debug("backfill %s failed", run_date, exc_info=True)
-        return DayOutcome(run_date, FAILED, time.monotonic() - started, attempts, error=_error_line(exc))
+        return DayOutcome(run_date, FAILED, time.monotonic() - started, attempts, error=describe(exc, 500))
     finally:
         # Thread-local properties outlive the task (pool threads are reused; with parallelism 1
         # this is the caller's thread): leave nothing behind.

@@ -73,6 +73,22 @@ def ingest_dates(run_date: dt.date, lookback_days: int) -> list[dt.date]:
     return [run_date + dt.timedelta(days=i) for i in range(lookback_days + 1)]
 
 
+def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tuple[list[io.RawFile], str]:
+    """The raw files the job for ``run_date`` reads, and the fingerprint of its whole input.
+
+    The fingerprint covers every raw file and customer file (path, size, modification time)
+    and the settings that shape what is read, so a backfill can tell whether a rerun would
+    read anything different.
+
+    Raises:
+        InputError: the day's raw folder or the customer dimension is missing.
+    """
+    files = io.list_raw_files(spark, config.raw, ingest_dates(run_date, config.daily.lookback_days), config.daily.raw_format)
+    customer_files = io.list_customer_files(spark, config.raw)
+    fingerprint = input_fingerprint(files, config.daily.lookback_days, config.daily.raw_format, *customer_files)
+    return files, fingerprint
+
+
 def run_daily(spark: SparkSession, config: Config, run_date: dt.date, *, run_id: str | None = None) -> DailyResult:
     """Run the daily job for ``run_date`` and record it in ``pipeline_runs``.
 
@@ -86,11 +102,10 @@ def run_daily(spark: SparkSession, config: Config, run_date: dt.date, *, run_id:
     """
     run_id = run_id or new_run_id("daily", run_date)
     record = RunRecord(run_id=run_id, job="daily", run_date=run_date, started_at=utc_now())
-    files = io.list_raw_files(spark, config.raw, ingest_dates(run_date, config.daily.lookback_days), config.daily.raw_format)
+    files, record.input_fingerprint = daily_inputs(spark, config, run_date)
     customers = io.read_customers(spark, config.raw)
     record.input_files = len(files)
     record.input_bytes = sum(f.size for f in files)
-    record.input_fingerprint = input_fingerprint(files, config.daily.lookback_days, config.daily.raw_format)
     ensure_tables(spark, config)
     try:
         result = _process(spark, config, run_date, run_id, files, customers, record)

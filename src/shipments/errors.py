@@ -39,7 +39,8 @@ def describe(exc: BaseException, limit: int = 1000) -> str:
     calling o123.save"; the useful parts are the Java exception's first line and its root
     cause, so both are given.
     """
-    java = getattr(exc, "java_exception", None)
+    # Py4JJavaError carries java_exception; PySpark's converted errors keep it as _origin.
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     if java is None:
         return _first_line(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ShipmentsError) else str(exc), limit)
     top = _first_line(str(java.toString()), limit)

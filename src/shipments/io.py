@@ -138,19 +138,36 @@ def read_raw_csv(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
     )
 
 
-def read_customers(spark: SparkSession, raw: str) -> DataFrame:
-    """The customer dimension, ``<raw>/customers/*.csv`` with a header row.
+def list_customer_files(spark: SparkSession, raw: str) -> list[tuple[str, int, int]]:
+    """(path, size, modified ms) of each ``<raw>/customers/*.csv``: part of a run's input.
 
     Raises:
         InputError: there is no customer file (every customer would turn UNKNOWN).
     """
     folder = join_path(raw, "customers")
     hpath, fs = _hadoop_path(spark, folder)
-    if not fs.exists(hpath) or not any(
-        s.isFile() and s.getPath().getName().endswith(".csv") for s in fs.listStatus(hpath)
-    ):
+    files = (
+        sorted(
+            (s.getPath().toString(), s.getLen(), s.getModificationTime())
+            for s in fs.listStatus(hpath)
+            if s.isFile() and s.getPath().getName().endswith(".csv")
+        )
+        if fs.exists(hpath)
+        else []
+    )
+    if not files:
         raise InputError(f"no customer dimension: {folder}/*.csv not found")
-    return spark.read.csv(join_path(folder, "*.csv"), schema=CUSTOMER_SCHEMA, header=True, mode="PERMISSIVE")
+    return files
+
+
+def read_customers(spark: SparkSession, raw: str) -> DataFrame:
+    """The customer dimension, ``<raw>/customers/*.csv`` with a header row.
+
+    Raises:
+        InputError: there is no customer file (every customer would turn UNKNOWN).
+    """
+    paths = [path for path, _, _ in list_customer_files(spark, raw)]
+    return spark.read.csv(paths, schema=CUSTOMER_SCHEMA, header=True, mode="PERMISSIVE")
 
 
 def ensure_delta_table(

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from shipments import io
 from shipments.config import Config
-from shipments.errors import TableError
+from shipments.errors import TableError, describe
 from shipments.ledger import SUCCEEDED, RunRecord, new_run_id, record_run, utc_now
 from shipments.schemas import DAILY_TOTALS_SCHEMA
 from shipments.tables import DAILY_TOTALS, PIPELINE_RUNS, ensure_tables
@@ -64,7 +64,7 @@ def read_partition_at(spark: SparkSession, path: str, run_date: dt.date, version
         files = partition.inputFiles()
     except Exception as exc:
         raise TableError(
-            f"version {version} of {path} can no longer be read ({_first_line(exc)}); its log was cleaned up: "
+            f"version {version} of {path} can no longer be read ({describe(exc, 300)}); its log was cleaned up: "
             f"pick a newer version (see DESCRIBE HISTORY)"
         ) from None
     # inputFiles() lists the whole snapshot; only the date's own folder matters here (VACUUM may
@@ -117,7 +117,7 @@ def run_restore(spark: SparkSession, config: Config, run_date: dt.date, version:
     try:
         committed = io.replace_partition(partition, path, "ship_date", run_date, run_id=run_id)
     except BaseException as exc:
-        record.error = f"{type(exc).__name__}: {_first_line(exc)}"[:1000]
+        record.error = describe(exc)
         record_run(spark, config, record)
         raise
     record.status = SUCCEEDED
@@ -129,9 +129,3 @@ def run_restore(spark: SparkSession, config: Config, run_date: dt.date, version:
     )
     log.info(result.summary())
     return result
-
-
-def _first_line(exc: BaseException) -> str:
-    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
-    text = str(java.toString()) if java is not None else str(exc)
-    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)[:300]
