@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shipments.transforms.aggregate import to_daily_totals
@@ -111,13 +112,16 @@ def test_ship_date_is_the_utc_date_of_created_at(spark: SparkSession) -> None:
             _with(shipment_id="S2", created_at="2026-11-03T00:30:00+05:30"),  # 19:00 UTC the day before
             _with(shipment_id="S3", created_at="2026-11-02T23:59:59.999Z"),
         )
+        # Formatted by Spark in the session zone (UTC): collected timestamps would be shifted
+        # into the test process's own zone.
+        .select("shipment_id", "ship_date", F.date_format("created_at", "yyyy-MM-dd HH:mm:ss.SSS").alias("created_utc"))
         .orderBy("shipment_id")
         .collect()
     )
-    assert [(r.shipment_id, r.ship_date, r.created_at) for r in rows] == [
-        ("S1", dt.date(2026, 11, 3), dt.datetime(2026, 11, 3, 4, 30)),
-        ("S2", dt.date(2026, 11, 2), dt.datetime(2026, 11, 2, 19, 0)),
-        ("S3", dt.date(2026, 11, 2), dt.datetime(2026, 11, 2, 23, 59, 59, 999000)),
+    assert [tuple(r) for r in rows] == [
+        ("S1", dt.date(2026, 11, 3), "2026-11-03 04:30:00.000"),
+        ("S2", dt.date(2026, 11, 2), "2026-11-02 19:00:00.000"),
+        ("S3", dt.date(2026, 11, 2), "2026-11-02 23:59:59.999"),
     ]
 
 
