@@ -32,7 +32,7 @@ import duckdb
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from bench.common import config, median, repeats, scale, spark_session, table, timed
+from bench.common import config, load_average, median, repeats, scale, spark_session, table, timed
 from shipments import daily, io
 from shipments.daily import DailyResult, ingest_dates, run_daily
 from shipments.generate import generate_raw_zone
@@ -60,6 +60,7 @@ def run(workdir: Path) -> str:
         raw = zones[n][0]
         times: dict[str, list[float]] = {"daily": [], "bare": [], "duckdb": []}
         phases: list[dict[str, float]] = []
+        loads = [load_average()]
         for _ in range(reps):
             # Interleaved, so a burst of load from other work hits all three alike.
             seconds, _ = timed(lambda raw=raw: _bare(spark, raw, workdir / "bare"))
@@ -69,7 +70,8 @@ def run(workdir: Path) -> str:
             phases.append(spent)
             seconds, duck_result = timed(lambda raw=raw: _duckdb(raw, workdir / "duckdb"))
             times["duckdb"].append(seconds)
-        measured[n] = {"times": times, "daily": daily_result, "duckdb": duck_result, "phases": phases}
+        loads.append(load_average())
+        measured[n] = {"times": times, "daily": daily_result, "duckdb": duck_result, "phases": phases, "load": loads}
         print(f"  {n} shipments/day: " + ", ".join(f"{k} {median(v):.1f}s" for k, v in times.items()), flush=True)
 
     top = rungs[-1]
@@ -371,6 +373,7 @@ def _report(
                 f"{t['duckdb']:.1f}",
                 f"{t['daily'] / t['bare']:.2f}x",
                 f"{t['daily'] / t['duckdb']:.1f}x",
+                " / ".join(measured[n]["load"]),
             )
         )
     first, last = rungs[0], rungs[-1]
@@ -414,6 +417,7 @@ def _report(
                     "DuckDB s",
                     "daily / bare",
                     "daily / DuckDB",
+                    "load avg before / after",
                 ],
                 rows,
             ),
@@ -426,7 +430,9 @@ def _report(
             "",
             table(["stage", "what", *[f"{n:,}/day" for n in rungs]], phase_rows),
             "",
-            f"Growth from {first:,} to {last:,} shipments/day ({last / first:.0f}x the volume): {', '.join(growth)}.",
+            f"Growth from {first:,} to {last:,} shipments/day ({last / first:.0f}x the volume): {', '.join(growth)} "
+            "(only meaningful when the load average stayed about the same across the rungs; the ratios "
+            "within a rung are measured side by side and hold up better).",
             "",
             f"DuckDB vs the daily job at {last:,} shipments/day: {agreement}",
             "",
