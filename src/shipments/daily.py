@@ -89,6 +89,13 @@ def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tupl
     return files, fingerprint
 
 
+def read_shipment_lines(spark: SparkSession, config: Config, files: list[io.RawFile]) -> DataFrame:
+    """The raw files as parsed lines (``parse_json_lines``'s columns), JSON or CSV per config."""
+    if config.daily.raw_format == "csv":
+        return io.read_raw_csv(spark, files)
+    return io.read_raw_lines(spark, files).transform(parse_json_lines)
+
+
 def run_daily(spark: SparkSession, config: Config, run_date: dt.date, *, run_id: str | None = None) -> DailyResult:
     """Run the daily job for ``run_date`` and record it in ``pipeline_runs``.
 
@@ -134,10 +141,7 @@ def _process(
     record: RunRecord,
 ) -> DailyResult:
     started = utc_now()
-    if config.daily.raw_format == "csv":
-        parsed = io.read_raw_csv(spark, files)
-    else:
-        parsed = io.read_raw_lines(spark, files).transform(parse_json_lines)
+    parsed = read_shipment_lines(spark, config, files)
 
     # JSON parsing is most of the cost: parse once, then serve counts, totals and quarantine from
     # the cached result. The cache must stay: on an uncached frame the optimizer pushes the
@@ -177,8 +181,8 @@ def _process(
             )
 
         day_totals = totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
-        version = io.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=run_id)
-        record.table_version = version
+        io.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=run_id)
+        version = record.table_version = io.committed_version(spark, DAILY_TOTALS.path(config), run_id)
 
         quarantine = (
             validated.transform(filter_invalid)

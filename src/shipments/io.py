@@ -191,12 +191,13 @@ def ensure_delta_table(
             raise
 
 
-def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> int:
+def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> None:
     """Atomically replace partition ``column = value`` of the Delta table at ``path``.
 
     The predicate is built from a ``datetime.date`` only, never from argument text, and Delta
     checks that every written row matches it. Readers see the old partition or the new one,
-    never a mix; a failed or killed write commits nothing. Returns the committed table version.
+    never a mix; a failed or killed write commits nothing. The commit is tagged with ``run_id``
+    (``committed_version`` finds it, for callers that need the version).
     """
     if not isinstance(value, dt.date):
         raise TypeError("partition value must be a datetime.date")
@@ -208,7 +209,6 @@ def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, 
         .option("userMetadata", run_id)
         .save(path)
     )
-    return committed_version(spark_of(frame), path, run_id)
 
 
 def append_rows(frame: DataFrame, path: str) -> None:
@@ -227,10 +227,6 @@ def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
     if row is None or row["version"] is None:
         raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
     return int(row["version"])
-
-
-def spark_of(frame: DataFrame) -> SparkSession:
-    return frame.sparkSession
 
 
 def unreadable_files(spark: SparkSession, files: Iterable[RawFile]) -> list[tuple[RawFile, str]]:

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from shipments import io
 from shipments.backfill import last_daily_runs
 from shipments.config import Config
-from shipments.daily import ingest_dates
+from shipments.daily import ingest_dates, read_shipment_lines
 from shipments.errors import InputError
 from shipments.ledger import SUCCEEDED
 from shipments.schemas import DAILY_TOTALS_SCHEMA
@@ -29,7 +29,7 @@ from shipments.tables import DAILY_TOTALS
 from shipments.transforms.aggregate import to_daily_totals
 from shipments.transforms.dedup import to_latest_versions
 from shipments.transforms.enrich import to_customer_dimension, with_customer
-from shipments.transforms.validate import filter_valid, parse_json_lines, with_validation
+from shipments.transforms.validate import filter_valid, with_validation
 
 EXIT_AGREE = 0
 EXIT_DISAGREE = 3
@@ -63,11 +63,7 @@ def _valid_latest(spark: SparkSession, config: Config, files: list[io.RawFile], 
     Cached, like in the daily job: uncached, Spark pushes the ``reason`` filter below the parse
     and evaluates ``from_json`` once per reference (about 30 times a line).
     """
-    if config.daily.raw_format == "csv":
-        parsed = io.read_raw_csv(spark, files)
-    else:
-        parsed = io.read_raw_lines(spark, files).transform(parse_json_lines)
-    validated = parsed.transform(with_validation).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+    validated = read_shipment_lines(spark, config, files).transform(with_validation).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     latest = validated.transform(filter_valid).transform(to_latest_versions).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     cached += [validated, latest]
     return latest

@@ -115,7 +115,8 @@ def run_restore(spark: SparkSession, config: Config, run_date: dt.date, version:
     ensure_tables(spark, config, (PIPELINE_RUNS,))
     started = utc_now()
     try:
-        committed = io.replace_partition(partition, path, "ship_date", run_date, run_id=run_id)
+        io.replace_partition(partition, path, "ship_date", run_date, run_id=run_id)
+        committed = io.committed_version(spark, path, run_id)
     except BaseException as exc:
         record.error = describe(exc)
         record_run(spark, config, record)
