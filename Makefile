@@ -40,15 +40,16 @@ test: ## run the whole test suite
 test-fast: ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
-lint: ## ruff
-	$(VENV)/bin/ruff check src tests jobs bench
+lint: ## ruff (lint) and mypy (strict on src/)
+	$(VENV)/bin/ruff check src tests jobs bench emr
+	$(VENV)/bin/mypy
 
 demo: ## generate 4 days of raw data and run the daily job on them
 	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/shipments generate --out $(DEMO_DIR)/raw --start 2026-11-01 --days 4 --shipments-per-day 5000
 	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-02
 	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-03
-	$(PY) -m shipments.show --lake $(DEMO_DIR)/lake
+	$(PY) -m shipments.devtools.show --lake $(DEMO_DIR)/lake
 
 demo-stream: ## status stream: local Kafka broker, generated events -> Delta, then `shipments status`
 	rm -rf $(DEMO_DIR)/stream

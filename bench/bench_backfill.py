@@ -6,7 +6,7 @@
 A raw zone of 31 ingest dates (``SHIPMENTS_PER_DAY`` times ``BENCH_SCALE`` shipments a day; the
 31st is the lookback of the 30th) is generated once and reused. In one long-lived SparkSession:
 
-(a) ``shipments.backfill.run_backfill`` for the 30 dates on a fresh lake, at parallelism 1, 2,
+(a) ``shipments.batch.backfill.run_backfill`` for the 30 dates on a fresh lake, at parallelism 1, 2,
     4 and 1 again (wall time of the whole backfill; 30 daily runs already average out, and the
     two parallelism-1 runs bracket the others against drifting load);
 (b) one date re-run with ``run_daily`` in the 30-day lake against the same date re-run in a lake
@@ -30,10 +30,10 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from bench.common import LOCAL_CONF, config, load_average, median, repeats, scale, spark_session, table, timed
-from shipments.backfill import run_backfill
+from shipments.batch.backfill import BackfillRequest, run_backfill
+from shipments.batch.daily import DailyRequest, run_daily
 from shipments.config import load_config
-from shipments.daily import run_daily
-from shipments.generate import generate_raw_zone
+from shipments.devtools.generate import generate_raw_zone
 from shipments.session import build_spark
 
 START = dt.date(2026, 10, 1)
@@ -78,7 +78,7 @@ def run(workdir: Path) -> str:
     # Warm-up (untimed): class loading, JIT and Delta's first-use costs belong to no number.
     warm = workdir / "lake-warmup"
     shutil.rmtree(warm, ignore_errors=True)
-    run_daily(spark, config(raw, warm), START)
+    run_daily(spark, config(raw, warm), DailyRequest(START))
 
     backfills: list[tuple[int, float, str]] = []
     lakes: dict[int, Path] = {}
@@ -89,7 +89,7 @@ def run(workdir: Path) -> str:
         load_before = load_average()
         seconds, result = timed(
             lambda lake=lake, parallelism=parallelism, out=out, err=err: run_backfill(
-                spark, config(raw, lake), START, end, parallelism=parallelism, out=out, err=err
+                spark, config(raw, lake), BackfillRequest(START, end, parallelism=parallelism), out=out, err=err
             )
         )
         if result.failed:
@@ -102,12 +102,12 @@ def run(workdir: Path) -> str:
     big = lakes[max(PARALLELISM)]
     small = workdir / "lake-one-day"
     shutil.rmtree(small, ignore_errors=True)
-    run_daily(spark, config(raw, small), REWRITE_DATE)
+    run_daily(spark, config(raw, small), DailyRequest(REWRITE_DATE))
     rewrite: dict[str, list[float]] = {"1-day table": [], "30-day table": []}
     for _ in range(repeats()):
         # Interleaved, so a burst of load from other work hits both alike.
         for label, lake in (("1-day table", small), ("30-day table", big)):
-            seconds, _ = timed(lambda lake=lake: run_daily(spark, config(raw, lake), REWRITE_DATE))
+            seconds, _ = timed(lambda lake=lake: run_daily(spark, config(raw, lake), DailyRequest(REWRITE_DATE)))
             rewrite[label].append(seconds)
     one, thirty = median(rewrite["1-day table"]), median(rewrite["30-day table"])
     print(f"  rewrite {REWRITE_DATE}: 1-day table {one:.1f}s, 30-day table {thirty:.1f}s", flush=True)
@@ -123,10 +123,7 @@ def _report(
     thirty: float,
 ) -> str:
     base = median([s for p, s, _ in backfills if p == 1])  # the mean, for two values
-    rows = [
-        (p, f"{s:.1f}", f"{s / DAYS:.2f}", "-" if p == 1 else f"{base / s:.2f}x", load)
-        for p, s, load in backfills
-    ]
+    rows = [(p, f"{s:.1f}", f"{s / DAYS:.2f}", "-" if p == 1 else f"{base / s:.2f}x", load) for p, s, load in backfills]
     # On 2 cores a speed-up above the parallelism cannot come from the backfill itself: the
     # competing load changed between measurements. Say so rather than print it as a result.
     distorted = sorted({p for p, s, _ in backfills if p > 1 and base / s > p * 1.05})
@@ -165,7 +162,10 @@ def _report(
             "",
             table(
                 ("table", "median (s)", "all runs (s)"),
-                [(label, f"{median(times):.2f}", ", ".join(f"{t:.2f}" for t in times)) for label, times in rewrite.items()],
+                [
+                    (label, f"{median(times):.2f}", ", ".join(f"{t:.2f}" for t in times))
+                    for label, times in rewrite.items()
+                ],
             ),
             "",
             f"Ratio 30-day / 1-day: **{ratio:.2f}x**: {verdict} the goal of at most {GOAL}x.",

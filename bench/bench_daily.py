@@ -4,7 +4,7 @@ For each rung of a volume ladder (250k, 500k, 1M shipments a day, times ``BENCH_
 raw zone of the benchmarked day D and its lookback day D+1 is generated once (and reused by
 later runs), then, warm, in one long-lived SparkSession built from conf/local.yaml:
 
-(a) ``daily``: ``shipments.daily.run_daily`` for D on a fresh lake (table creation, listing,
+(a) ``daily``: ``shipments.batch.daily.run_daily`` for D on a fresh lake (table creation, listing,
     validation, dedup, join, totals, conservation check, two replaceWhere commits, the ledger);
 (b) ``bare Spark``: the same files read with the same fixed schema, written as Parquet, nothing
     else: the floor for any Spark job over this input;
@@ -33,10 +33,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bench.common import config, load_average, median, repeats, scale, spark_session, table, timed
-from shipments import daily, io
-from shipments.daily import DailyResult, ingest_dates, run_daily
-from shipments.generate import generate_raw_zone
-from shipments.schemas import MAX_WEIGHT_KG, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA, SHIPMENT_STATUSES
+from shipments.batch import daily, ledger
+from shipments.batch.daily import DailyRequest, DailyResult, run_daily
+from shipments.batch.plan import ingest_dates
+from shipments.devtools.generate import generate_raw_zone
+from shipments.model.shipments import MAX_WEIGHT_KG, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA, SHIPMENT_STATUSES
+from shipments.storage import delta
+from shipments.storage import raw as raw_zone
 
 RUN_DATE = dt.date(2026, 11, 2)
 LADDER = (250_000, 500_000, 1_000_000)
@@ -106,20 +109,20 @@ def _raw_zone(folder: Path, shipments_per_day: int) -> tuple[Path, dict[str, Any
     return folder, info
 
 
-def _files(spark: SparkSession, raw: Path) -> list[io.RawFile]:
-    return io.list_raw_files(spark, str(raw), ingest_dates(RUN_DATE, 1), "json")
+def _files(spark: SparkSession, raw: Path) -> list[raw_zone.RawFile]:
+    return raw_zone.list_raw_files(spark, str(raw), ingest_dates(RUN_DATE, 1), "json")
 
 
 # --- (a) the daily job ---------------------------------------------------------------------------
 
-# Where a daily run spends its time: the stages of shipments.daily, timed by wrapping them for the
+# Where a daily run spends its time: the stages of shipments.batch.daily, timed by wrapping them for the
 # length of one run (behaviour unchanged). "compute" is everything up to the conservation check:
 # parse + validate (cached), latest versions (cached), totals (cached), the counts.
 PHASES = (
-    ("ensure_tables", daily, "ensure_tables", "create the 3 tables"),
+    ("ensure_tables", delta, "ensure_tables", "create the 3 tables"),
     ("compute", daily, "_count", "parse, validate, dedup, join, totals, counts"),
-    ("writes", io, "replace_partition", "2 replaceWhere writes + commits"),
-    ("ledger", daily, "record_run", "pipeline_runs append"),
+    ("writes", delta, "replace_partition", "2 replaceWhere writes + commits"),
+    ("ledger", ledger, "record_run", "pipeline_runs append"),
 )
 
 
@@ -150,7 +153,7 @@ def _daily(spark: SparkSession, raw: Path, lake: Path) -> tuple[DailyResult, dic
     shutil.rmtree(lake, ignore_errors=True)  # a fresh lake every time (tables created by the run)
     with _phase_timer() as spent:
         started = time.perf_counter()
-        result = run_daily(spark, config(raw, lake), RUN_DATE)
+        result = run_daily(spark, config(raw, lake), DailyRequest(RUN_DATE))
         spent["other"] = time.perf_counter() - started - sum(spent.values())
     return result, spent
 
@@ -196,7 +199,8 @@ def _duckdb(raw: Path, out: Path) -> dict[str, int]:
             CREATE TEMP TABLE validated AS
             WITH lines AS (
                 SELECT line AS raw_text, filename AS source_file,
-                       CAST(regexp_extract(filename, 'ingest_date=(\\d{{4}}-\\d{{2}}-\\d{{2}})', 1) AS DATE) AS ingest_date
+                       CAST(regexp_extract(filename, 'ingest_date=(\\d{{4}}-\\d{{2}}-\\d{{2}})', 1) AS DATE)
+                           AS ingest_date
                 FROM read_csv({paths}, columns = {{'line': 'VARCHAR'}}, delim = '\\x1f', quote = '', escape = '',
                               header = false, filename = true)
             ), parsed AS (
@@ -211,8 +215,10 @@ def _duckdb(raw: Path, out: Path) -> dict[str, int]:
                 FROM parsed
             ), typed AS (
                 SELECT *,
-                       CASE WHEN regexp_full_match(created_raw, '{_ISO}') THEN try_cast(created_raw AS TIMESTAMPTZ) END AS created_at,
-                       CASE WHEN regexp_full_match(updated_raw, '{_ISO}') THEN try_cast(updated_raw AS TIMESTAMPTZ) END AS updated_at,
+                       CASE WHEN regexp_full_match(created_raw, '{_ISO}')
+                            THEN try_cast(created_raw AS TIMESTAMPTZ) END AS created_at,
+                       CASE WHEN regexp_full_match(updated_raw, '{_ISO}')
+                            THEN try_cast(updated_raw AS TIMESTAMPTZ) END AS updated_at,
                        try_cast(weight_raw AS DOUBLE) AS weight_kg,
                        try_cast(charge_raw AS DECIMAL(38, 10)) AS charge_exact
                 FROM fields
@@ -226,7 +232,8 @@ def _duckdb(raw: Path, out: Path) -> dict[str, int]:
                        WHEN updated_at IS NULL THEN 'bad_timestamp:updated_at'
                        WHEN weight_kg IS NULL THEN 'bad_number:weight_kg'
                        WHEN charge_exact IS NULL THEN 'bad_number:charge_usd'
-                       WHEN weight_kg < 0 OR weight_kg > {MAX_WEIGHT_KG} OR isnan(weight_kg) THEN 'out_of_range:weight_kg'
+                       WHEN weight_kg < 0 OR weight_kg > {MAX_WEIGHT_KG} OR isnan(weight_kg)
+                            THEN 'out_of_range:weight_kg'
                        WHEN charge_exact < 0 OR charge_exact >= 1e16 THEN 'out_of_range:charge_usd'
                        WHEN charge_exact <> round(charge_exact, 2) THEN 'bad_precision:charge_usd'
                        WHEN status IS NOT NULL AND status NOT IN ({_STATUSES}) THEN 'bad_value:status'
@@ -399,12 +406,14 @@ def _report(
         [
             "## Daily job",
             "",
-            f"Raw zone: `shipments generate` (seed {SEED}) for ingest dates {RUN_DATE} and {RUN_DATE + dt.timedelta(days=1)} "
+            f"Raw zone: `shipments generate` (seed {SEED}) for ingest dates {RUN_DATE} and "
+            f"{RUN_DATE + dt.timedelta(days=1)} "
             f"(the job's lookback), N shipments created per day, half of the lines in plain .jsonl, half in .jsonl.gz "
             f"(one unsplittable task each); the job for {RUN_DATE} reads both days. Warm: one long-lived SparkSession "
             f"(conf/local.yaml, local[2]), a warm-up pass of all three before any timing; each number is the median of "
-            f"{reps} interleaved runs. (a) `run_daily` on a fresh lake, (b) bare Spark: read the same files with the same "
-            f"fixed schema and write Parquet, (c) DuckDB, 2 threads, the same logical job (validate, quarantine, latest "
+            f"{reps} interleaved runs. (a) `run_daily` on a fresh lake, (b) bare Spark: read the same files with "
+            f"the same fixed schema and write Parquet, (c) DuckDB, 2 threads, the same logical job (validate, "
+            f"quarantine, latest "
             f"version per shipment_id, deduplicated customer join, day totals, Parquet).",
             "",
             table(

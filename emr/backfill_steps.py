@@ -71,20 +71,32 @@ def spark_submit_args(args: argparse.Namespace) -> list[str]:
         scheme = urlparse(args.lake).scheme if args.lake else "s3"
         store = "spark.io.delta.storage.S3DynamoDBLogStore.ddb"
         submit += [
-            "--conf", f"spark.delta.logStore.{scheme}.impl=io.delta.storage.S3DynamoDBLogStore",
-            "--conf", f"{store}.tableName={args.dynamodb_table}",
-            "--conf", f"{store}.region={args.dynamodb_region}",
+            "--conf",
+            f"spark.delta.logStore.{scheme}.impl=io.delta.storage.S3DynamoDBLogStore",
+            "--conf",
+            f"{store}.tableName={args.dynamodb_table}",
+            "--conf",
+            f"{store}.region={args.dynamodb_region}",
         ]
     if args.jars:
         submit += ["--jars", args.jars]
     for setting in args.spark_conf:
         submit += ["--conf", setting]
-    return [*submit, f"{artifacts}/emr/emr_main.py"]
+    return [*submit, f"{artifacts}/jobs/emr_main.py"]
 
 
 def backfill_args(args: argparse.Namespace, start: dt.date, end: dt.date, parallelism: int) -> list[str]:
-    command = ["backfill", "--conf", args.conf, "--start", start.isoformat(), "--end", end.isoformat(),
-               "--parallelism", str(parallelism)]
+    command = [
+        "backfill",
+        "--conf",
+        args.conf,
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--parallelism",
+        str(parallelism),
+    ]
     if args.raw:
         command += ["--raw", args.raw]
     if args.lake:
@@ -96,14 +108,24 @@ def backfill_args(args: argparse.Namespace, start: dt.date, end: dt.date, parall
 
 def step(name: str, command: list[str]) -> dict[str, Any]:
     """One step in the ``aws emr add-steps --steps file://...`` JSON shape."""
-    return {"Type": "CUSTOM_JAR", "Name": name, "ActionOnFailure": "CONTINUE", "Jar": "command-runner.jar", "Args": command}
+    return {
+        "Type": "CUSTOM_JAR",
+        "Name": name,
+        "ActionOnFailure": "CONTINUE",
+        "Jar": "command-runner.jar",
+        "Args": command,
+    }
 
 
 def build_steps(args: argparse.Namespace, concurrency: int) -> list[dict[str, Any]]:
     submit = spark_submit_args(args)
     if args.single_step:
-        return [step(f"shipments backfill {args.start}..{args.end}",
-                     submit + backfill_args(args, args.start, args.end, args.parallelism or concurrency))]
+        return [
+            step(
+                f"shipments backfill {args.start}..{args.end}",
+                submit + backfill_args(args, args.start, args.end, args.parallelism or concurrency),
+            )
+        ]
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
     return [step(f"shipments backfill {day}", submit + backfill_args(args, day, day, 1)) for day in days]
 
@@ -112,23 +134,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="emr/backfill_steps.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--start", type=_date, required=True)
     parser.add_argument("--end", type=_date, required=True)
-    parser.add_argument("--artifacts", required=True,
-                        help="S3 prefix of emr/deploy.sh (s3://BUCKET/shipments) holding conf/ and emr/emr_main.py")
+    parser.add_argument(
+        "--artifacts",
+        required=True,
+        help="S3 prefix of emr/deploy.sh (s3://BUCKET/shipments) holding conf/ and jobs/emr_main.py",
+    )
     level = parser.add_mutually_exclusive_group(required=True)
     level.add_argument("--cluster-id", help="read the step concurrency level from this cluster (boto3)")
     level.add_argument("--step-concurrency", type=_level, help="the cluster's step concurrency level")
     parser.add_argument("--region", help="AWS region of the cluster (with --cluster-id)")
-    parser.add_argument("--conf", default="emr.yaml", help="config file name under <artifacts>/conf (default %(default)s)")
+    parser.add_argument(
+        "--conf", default="emr.yaml", help="config file name under <artifacts>/conf (default %(default)s)"
+    )
     parser.add_argument("--raw", help="override paths.raw")
     parser.add_argument("--lake", help="override paths.lake")
     parser.add_argument("--force", action="store_true", help="re-run dates that already succeeded on the same input")
-    parser.add_argument("--single-step", action="store_true",
-                        help="one step for the whole range, dates run in parallel inside one driver")
+    parser.add_argument(
+        "--single-step",
+        action="store_true",
+        help="one step for the whole range, dates run in parallel inside one driver",
+    )
     parser.add_argument("--parallelism", type=_level, help="with --single-step (default: the step concurrency)")
     parser.add_argument("--dynamodb-table", help="DynamoDB table of Delta's S3DynamoDBLogStore (multi-driver writes)")
     parser.add_argument("--dynamodb-region", help="region of --dynamodb-table")
     parser.add_argument("--jars", help="extra jars, e.g. the delta-storage-s3-dynamodb jar if the cluster lacks it")
-    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra spark-submit --conf")
+    parser.add_argument(
+        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra spark-submit --conf"
+    )
     parser.add_argument("--out", help="write the JSON here (default: stdout)")
     args = parser.parse_args(argv)
     if args.end < args.start:
@@ -138,7 +170,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dynamodb_table and not args.dynamodb_region:
         parser.error("--dynamodb-region is required with --dynamodb-table")
     if args.parallelism and not args.single_step:
-        parser.error("--parallelism only applies with --single-step (otherwise EMR's step concurrency is the parallelism)")
+        parser.error(
+            "--parallelism only applies with --single-step (otherwise EMR's step concurrency is the parallelism)"
+        )
     days = (args.end - args.start).days + 1
     if not args.single_step and days > MAX_ACTIVE_STEPS:
         parser.error(f"{days} dates would be {days} steps; EMR allows {MAX_ACTIVE_STEPS} active steps: split the range")
@@ -150,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     concurrency = args.step_concurrency or cluster_step_concurrency(args.cluster_id, args.region)
     if not args.single_step and concurrency > 1 and not args.dynamodb_table:
         print(
-            f"emr/backfill_steps.py: error: step concurrency {concurrency} means {concurrency} Spark drivers writing the "
-            "same Delta tables on S3 at once, which is only safe with --dynamodb-table (S3DynamoDBLogStore). "
+            f"emr/backfill_steps.py: error: step concurrency {concurrency} means {concurrency} Spark drivers "
+            "writing the same Delta tables on S3 at once, which is only safe with --dynamodb-table "
+            "(S3DynamoDBLogStore). "
             "Pass it, or use --single-step (one driver, dates in parallel inside it).",
             file=sys.stderr,
         )
@@ -165,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     steps = 1 if args.single_step else (args.end - args.start).days + 1
     print(
         f"{steps} step(s); {'one driver' if args.single_step else f'up to {concurrency} at once'}. Submit with:\n"
-        + ("" if args.cluster_id or args.single_step
-           else f"  aws emr modify-cluster --cluster-id {cluster} --step-concurrency-level {concurrency}\n")
+        + (
+            ""
+            if args.cluster_id or args.single_step
+            else f"  aws emr modify-cluster --cluster-id {cluster} --step-concurrency-level {concurrency}\n"
+        )
         + f"  aws emr add-steps --cluster-id {cluster} --steps file://{args.out or 'steps.json'}",
         file=sys.stderr,
     )

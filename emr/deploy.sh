@@ -11,5 +11,5 @@ aws s3 cp dist/ "${prefix}/dist/" --recursive --exclude "*" --include "*.whl"
 aws s3 cp conf/ "${prefix}/conf/" --recursive --exclude "*" --include "*.yaml"
 aws s3 cp jobs/ "${prefix}/jobs/" --recursive --exclude "*" --include "*.py"
 aws s3 cp emr/bootstrap.sh "${prefix}/emr/bootstrap.sh"
-aws s3 cp emr/emr_main.py "${prefix}/emr/emr_main.py"   # generic entry point of backfill steps
+aws s3 cp jobs/emr_main.py "${prefix}/jobs/emr_main.py"   # generic entry point of backfill steps
 echo "uploaded to ${prefix}/ (wheel: $(ls dist/*.whl))"

@@ -31,7 +31,9 @@ def spark() -> Iterator[SparkSession]:
         "spark.default.parallelism": "2",
         "spark.databricks.delta.snapshotPartitions": "1",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
-        "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
     }
     session = build_spark(dataclasses.replace(base.spark, settings=settings), "shipments-tests")
     yield session

@@ -144,7 +144,9 @@ def expected_run(raw: Path, run_date: dt.date, lookback_days: int = 1) -> dict:
         if best is None or record["updated_at"] > best["updated_at"]:
             latest[record["shipment_id"]] = record
     dimension = customers(raw)
-    totals: dict[tuple, dict] = defaultdict(lambda: {"shipment_count": 0, "cancelled_count": 0, "weight": Decimal(0), "charge": Decimal(0)})
+    totals: dict[tuple, dict] = defaultdict(
+        lambda: {"shipment_count": 0, "cancelled_count": 0, "weight": Decimal(0), "charge": Decimal(0)}
+    )
     kept = 0
     for record in latest.values():
         if record["ship_date"] != run_date:
@@ -158,7 +160,8 @@ def expected_run(raw: Path, run_date: dt.date, lookback_days: int = 1) -> dict:
         row["charge"] += record["charge_usd"]
     return {
         "totals": {
-            key: (v["shipment_count"], v["cancelled_count"], float(v["weight"]), v["charge"]) for key, v in totals.items()
+            key: (v["shipment_count"], v["cancelled_count"], float(v["weight"]), v["charge"])
+            for key, v in totals.items()
         },
         "quarantine": sorted(quarantine),
         "read": len(lines),

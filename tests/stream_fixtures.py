@@ -130,7 +130,13 @@ def write_conf(path: Path, lake: Path, stream: dict[str, Any]) -> Path:
     data = {
         "extends": str(ROOT / "conf" / "local.yaml"),
         "paths": {"raw": str(path.parent / "raw"), "lake": str(lake)},
-        "spark": {"settings": {"spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}},
+        "spark": {
+            "settings": {
+                "spark.driver.memory": "1g",
+                "spark.sql.shuffle.partitions": "2",
+                "spark.default.parallelism": "2",
+            }
+        },
         "stream": stream,
     }
     path.write_text(yaml.safe_dump(data))
@@ -147,7 +153,9 @@ def shipments_cmd(conf: Path, *args: str) -> list[str]:
 BASE = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
-def event(event_id: str, shipment_id: str, status: str, minutes: float, *, offset: str = "Z", location: str | None = "Leipzig") -> str:
+def event(
+    event_id: str, shipment_id: str, status: str, minutes: float, *, offset: str = "Z", location: str | None = "Leipzig"
+) -> str:
     """An event JSON line whose event_time is BASE + minutes, written in the given offset."""
     instant = BASE + dt.timedelta(minutes=minutes)
     if offset == "Z":

@@ -25,13 +25,15 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments.backfill import SKIPPED, is_commit_conflict, plan_backfill, run_backfill, run_with_retry
+from shipments.batch.backfill import SKIPPED, BackfillRequest, run_backfill
+from shipments.batch.daily import DailyRequest, run_daily
+from shipments.batch.ledger import FAILED, SUCCEEDED
+from shipments.batch.resume import plan_backfill
+from shipments.batch.retry import is_commit_conflict, run_with_retry
 from shipments.cli import main
 from shipments.config import Config, load_config
-from shipments.daily import run_daily
 from shipments.dates import date_range
-from shipments.generate import generate_raw_zone
-from shipments.ledger import FAILED, SUCCEEDED
+from shipments.devtools.generate import generate_raw_zone
 from tests.conftest import LOCAL_CONF, ROOT
 
 START = dt.date(2026, 11, 1)
@@ -49,15 +51,28 @@ def _rows(spark: SparkSession, lake: Path, dates: list[dt.date]) -> dict[str, li
     (run ids, timestamps, the raw zone's folder). Weights are rounded: a double sum's last bit
     depends on the order Spark adds partial sums in."""
     totals = [
-        (r.ship_date, r.customer_id, r.customer_name, r.segment, r.region, r.shipment_count, r.cancelled_count,
-         round(r.total_weight_kg, 6), r.total_charge_usd)
-        for r in spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
-        .filter(F.col("ship_date").isin(dates)).collect()
+        (
+            r.ship_date,
+            r.customer_id,
+            r.customer_name,
+            r.segment,
+            r.region,
+            r.shipment_count,
+            r.cancelled_count,
+            round(r.total_weight_kg, 6),
+            r.total_charge_usd,
+        )
+        for r in spark.read.format("delta")
+        .load(str(lake / "shipment_daily_totals"))
+        .filter(F.col("ship_date").isin(dates))
+        .collect()
     ]
     quarantine = [
         (r.ingest_date, r.ship_date, r.shipment_id, r.reason, r.raw_text, r.source_file.rsplit("/shipments/", 1)[-1])
-        for r in spark.read.format("delta").load(str(lake / "quarantine" / "shipments"))
-        .filter(F.col("ingest_date").isin(dates)).collect()
+        for r in spark.read.format("delta")
+        .load(str(lake / "quarantine" / "shipments"))
+        .filter(F.col("ingest_date").isin(dates))
+        .collect()
     ]
     return {"totals": sorted(totals, key=repr), "quarantine": sorted(quarantine, key=repr)}
 
@@ -84,7 +99,7 @@ def sequential(spark: SparkSession, raw: Path) -> dict[str, list[tuple]]:
     lake = raw.parent / "lake-sequential"
     config = _config(raw, lake)
     for day in DAYS:
-        run_daily(spark, config, day)
+        run_daily(spark, config, DailyRequest(day))
     return _rows(spark, lake, DAYS)
 
 
@@ -92,7 +107,7 @@ def sequential(spark: SparkSession, raw: Path) -> dict[str, list[tuple]]:
 def parallel_lake(spark: SparkSession, raw: Path) -> Path:
     """The same dates, backfilled 4 at a time."""
     lake = raw.parent / "lake-parallel"
-    result = run_backfill(spark, _config(raw, lake), START, END, parallelism=4)
+    result = run_backfill(spark, _config(raw, lake), BackfillRequest(START, END, parallelism=4))
     assert not result.failed, result.summary()
     return lake
 
@@ -175,8 +190,21 @@ def _emr_steps(args: list[str], tmp_path: Path) -> tuple[int, list[dict]]:
 
 
 def test_emr_steps_are_one_idempotent_backfill_per_date(tmp_path: Path) -> None:
-    code, steps = _emr_steps(["--start", "2026-11-01", "--end", "2026-11-03", "--step-concurrency", "3",
-                              "--dynamodb-table", "delta_log", "--dynamodb-region", "eu-west-1"], tmp_path)
+    code, steps = _emr_steps(
+        [
+            "--start",
+            "2026-11-01",
+            "--end",
+            "2026-11-03",
+            "--step-concurrency",
+            "3",
+            "--dynamodb-table",
+            "delta_log",
+            "--dynamodb-region",
+            "eu-west-1",
+        ],
+        tmp_path,
+    )
     assert code == 0
     assert [s["Name"] for s in steps] == [f"shipments backfill 2026-11-0{i}" for i in (1, 2, 3)]
     assert all(s["ActionOnFailure"] == "CONTINUE" and s["Jar"] == "command-runner.jar" for s in steps)
@@ -220,8 +248,21 @@ def test_repeating_a_finished_backfill_writes_nothing(
     spark: SparkSession, raw: Path, parallel_lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _files(parallel_lake)
-    code = main(["backfill", "--raw", str(raw), "--lake", str(parallel_lake),
-                 "--start", START.isoformat(), "--end", END.isoformat(), "--parallelism", "4"])
+    code = main(
+        [
+            "backfill",
+            "--raw",
+            str(raw),
+            "--lake",
+            str(parallel_lake),
+            "--start",
+            START.isoformat(),
+            "--end",
+            END.isoformat(),
+            "--parallelism",
+            "4",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "0 to run, 10 skipped" in out
@@ -244,8 +285,21 @@ def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
         gzip.decompress(corrupt.read_bytes())
     lake = raw.parent / "lake-corrupt"
 
-    code = main(["backfill", "--raw", str(zone), "--lake", str(lake),
-                 "--start", "2026-11-02", "--end", "2026-11-05", "--parallelism", "2"])
+    code = main(
+        [
+            "backfill",
+            "--raw",
+            str(zone),
+            "--lake",
+            str(lake),
+            "--start",
+            "2026-11-02",
+            "--end",
+            "2026-11-05",
+            "--parallelism",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
 
     assert code != 0
@@ -269,13 +323,34 @@ def test_a_backfill_killed_part_way_resumes_where_it_stopped(
 ) -> None:
     days = date_range(START, dt.date(2026, 11, 4))
     lake = raw.parent / "lake-killed"
-    command = [sys.executable, "-m", "shipments", "backfill", "--raw", str(raw), "--lake", str(lake),
-               "--start", str(days[0]), "--end", str(days[-1]), "--parallelism", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "shipments",
+        "backfill",
+        "--raw",
+        str(raw),
+        "--lake",
+        str(lake),
+        "--start",
+        str(days[0]),
+        "--end",
+        str(days[-1]),
+        "--parallelism",
+        "2",
+    ]
     with open(tmp_path / "stderr.log", "w") as stderr:
         # Its own session (process group), so the kill takes the JVM down with the driver, as a
         # lost node would.
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         watchdog = threading.Timer(420, lambda: os.killpg(process.pid, signal.SIGKILL))
         watchdog.start()
         try:
@@ -294,7 +369,7 @@ def test_a_backfill_killed_part_way_resumes_where_it_stopped(
     before = {r.run_date for r in _ledger(spark, lake) if r.status == SUCCEEDED}
     assert 2 <= len(before) < len(days)
 
-    result = run_backfill(spark, _config(raw, lake), days[0], days[-1], parallelism=2)
+    result = run_backfill(spark, _config(raw, lake), BackfillRequest(days[0], days[-1], parallelism=2))
 
     assert not result.failed, result.summary()
     assert {o.run_date for o in result.outcomes if o.status == SKIPPED} == before
@@ -322,7 +397,7 @@ def test_changed_input_reruns_only_the_dates_that_read_it(
     assert [p.run_date for p in plans if p.action == "RUN"] == [dt.date(2026, 11, 4), day]
     assert all("input changed" in p.reason for p in plans if p.action == "RUN")
 
-    result = run_backfill(spark, config, START, END, parallelism=4)
+    result = run_backfill(spark, config, BackfillRequest(START, END, parallelism=4))
 
     assert {o.run_date for o in result.outcomes if o.status == SUCCEEDED} == {dt.date(2026, 11, 4), day}
     assert result.count(SKIPPED) == 8

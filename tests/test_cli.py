@@ -19,7 +19,9 @@ SHIPMENTS = [sys.executable, "-m", "shipments"]
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -43,7 +45,10 @@ BAD_COMMANDS = {
     "no date": (["daily"], "the following arguments are required: --date"),
     "unknown command": (["dailly", "--date", "2026-11-02"], "invalid choice: 'dailly'"),
     "backfill end before start": (["backfill", "--start", "2026-11-05", "--end", "2026-11-01"], "is before --start"),
-    "zero parallelism": (["backfill", "--start", "2026-11-01", "--end", "2026-11-02", "--parallelism", "0"], "at least 1"),
+    "zero parallelism": (
+        ["backfill", "--start", "2026-11-01", "--end", "2026-11-02", "--parallelism", "0"],
+        "at least 1",
+    ),
     "negative version": (["restore", "--date", "2026-11-02", "--to-version", "-1"], "at least 0"),
     "missing config": (["daily", "--date", "2026-11-02", "--conf", "/nonexistent/x.yaml"], "cannot read config"),
 }
@@ -72,7 +77,10 @@ def test_missing_raw_folder(tmp_path: Path, lake_with_content: Path) -> None:
     ("text", "message"),
     [
         ("paths: [unclosed\n", "is not valid YAML at line"),
-        ("extends: base.yaml\ndaily:\n  lookback_days: -2\n", "daily.lookback_days must be a whole number from 0 to 31"),
+        (
+            "extends: base.yaml\ndaily:\n  lookback_days: -2\n",
+            "daily.lookback_days must be a whole number from 0 to 31",
+        ),
         ("extends: base.yaml\ndaily:\n  raw_format: xml\n", "daily.raw_format must be one of json, csv"),
         ("extends: base.yaml\nspark:\n  platform: k8s\n", "spark.platform must be one of local, emr, glue"),
         ("extends: base.yaml\ndayly: {}\n", "unknown top-level key(s)"),
@@ -84,7 +92,9 @@ def test_unreadable_config(tmp_path: Path, lake_with_content: Path, text: str, m
     conf.parent.mkdir()
     conf.write_text(text.replace("extends: base.yaml", f"extends: {ROOT / 'conf' / 'local.yaml'}"))
     before = _snapshot(lake_with_content)
-    result = _run("daily", "--date", "2026-11-02", "--conf", str(conf), "--raw", str(tmp_path), "--lake", str(lake_with_content))
+    result = _run(
+        "daily", "--date", "2026-11-02", "--conf", str(conf), "--raw", str(tmp_path), "--lake", str(lake_with_content)
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert _snapshot(lake_with_content) == before
@@ -97,11 +107,24 @@ def test_help_lists_every_command() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("script", ["jobs/daily_totals.py", "jobs/glue_daily_totals.py"])
-def test_job_entry_points_are_the_cli(script: str, lake_with_content: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("script", "command"),
+    [("jobs/daily_totals.py", []), ("jobs/glue_daily_totals.py", []), ("jobs/emr_main.py", ["daily"])],
+)
+def test_job_entry_points_are_the_cli(script: str, command: list[str], lake_with_content: Path, tmp_path: Path) -> None:
     before = _snapshot(lake_with_content)
     result = subprocess.run(
-        [sys.executable, script, "--date", "2026-13-45", "--raw", str(tmp_path), "--lake", str(lake_with_content)],
+        [
+            sys.executable,
+            script,
+            *command,
+            "--date",
+            "2026-13-45",
+            "--raw",
+            str(tmp_path),
+            "--lake",
+            str(lake_with_content),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

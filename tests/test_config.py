@@ -44,7 +44,9 @@ def test_a_config_cannot_extend_itself(tmp_path: Path) -> None:
         load_config(tmp_path / "a.yaml")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90 seconds", 90), ("1 hour", 3600), ("2 days", 172800), ("10 minutes", 600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90 seconds", 90), ("1 hour", 3600), ("2 days", 172800), ("10 minutes", 600)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert duration_seconds(text) == seconds
 

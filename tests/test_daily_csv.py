@@ -47,4 +47,10 @@ def test_csv_raw_zone(spark: SparkSession, tmp_path: Path) -> None:
         ("bad_number:weight_kg", "S4,C1,2026-11-02T11:00:00Z,2026-11-02T11:00:00Z,CREATED,EU,NA,heavy,1.00")
     ]
     run = spark.read.format("delta").load(str(lake / "pipeline_runs")).collect()[0]
-    assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (5, 2, 1, 1, 1)
+    assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (
+        5,
+        2,
+        1,
+        1,
+        1,
+    )

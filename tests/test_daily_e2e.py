@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.cli import main
-from shipments.generate import generate_raw_zone
+from shipments.devtools.generate import generate_raw_zone
 from tests import oracle
 
 START = dt.date(2026, 11, 1)
@@ -35,7 +35,9 @@ def zone(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def _totals(spark: SparkSession, lake: Path, day: dt.date) -> dict[tuple, tuple]:
-    rows = spark.read.format("delta").load(str(lake / "shipment_daily_totals")).filter(F.col("ship_date") == day).collect()
+    rows = (
+        spark.read.format("delta").load(str(lake / "shipment_daily_totals")).filter(F.col("ship_date") == day).collect()
+    )
     return {
         (r.ship_date, r.customer_id, r.customer_name, r.segment, r.region): (
             r.shipment_count,
@@ -89,7 +91,15 @@ def test_every_invalid_line_is_quarantined_with_its_reason(spark: SparkSession, 
         assert sorted((r.raw_text, r.reason) for r in rows) == oracle.expected_run(zone["raw"], day)["quarantine"]
         assert all(r.source_file.endswith((".jsonl", ".jsonl.gz")) and r.run_id.startswith("daily-") for r in rows)
     reasons = {r.reason.split(":")[0] for r in quarantine.select("reason").distinct().collect()}
-    assert reasons == {"malformed_json", "missing_field", "bad_timestamp", "bad_number", "out_of_range", "bad_precision", "bad_value"}
+    assert reasons == {
+        "malformed_json",
+        "missing_field",
+        "bad_timestamp",
+        "bad_number",
+        "out_of_range",
+        "bad_precision",
+        "bad_value",
+    }
 
 
 def test_pipeline_runs_conserve_every_record(spark: SparkSession, zone: dict[str, Path]) -> None:
@@ -107,15 +117,22 @@ def test_pipeline_runs_conserve_every_record(spark: SparkSession, zone: dict[str
     assert row.unknown_customers == expected["unknown_customers"]
     assert row.dimension_duplicates == 1
     assert row.rows_written == len(expected["totals"])
-    assert row.table_version == DeltaTable.forPath(spark, str(zone["lake"] / "shipment_daily_totals")).history().filter(
-        F.col("userMetadata") == row.run_id
-    ).collect()[0].version
+    assert (
+        row.table_version
+        == DeltaTable.forPath(spark, str(zone["lake"] / "shipment_daily_totals"))
+        .history()
+        .filter(F.col("userMetadata") == row.run_id)
+        .collect()[0]
+        .version
+    )
     assert row.input_files == 4 and row.input_fingerprint and row.ended_at >= row.started_at
 
 
 def _partition_files(spark: SparkSession, lake: Path, day: dt.date) -> set[str]:
     table = spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
-    return {r.f for r in table.filter(F.col("ship_date") == day).select(F.input_file_name().alias("f")).distinct().collect()}
+    return {
+        r.f for r in table.filter(F.col("ship_date") == day).select(F.input_file_name().alias("f")).distinct().collect()
+    }
 
 
 def test_reruns_give_the_same_partition_and_leave_other_dates_alone(spark: SparkSession, zone: dict[str, Path]) -> None:

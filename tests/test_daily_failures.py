@@ -15,9 +15,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from shipments import io
 from shipments.cli import main
-from shipments.generate import generate_raw_zone
+from shipments.devtools.generate import generate_raw_zone
+from shipments.storage import delta
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2026, 11, 2)
@@ -55,14 +55,16 @@ def test_failure_during_the_write_changes_nothing(
     spark: SparkSession, zone: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _state(spark, zone["lake"])
-    real_replace = io.replace_partition
+    real_replace = delta.replace_partition
 
     def failing_replace(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> int:
         # The Spark write job itself fails on its rows, after data files may have been written.
-        poisoned = frame.withColumn("customer_id", F.when(F.lit(True), F.raise_error(F.lit("injected failure"))).cast("string"))
+        poisoned = frame.withColumn(
+            "customer_id", F.when(F.lit(True), F.raise_error(F.lit("injected failure"))).cast("string")
+        )
         return real_replace(poisoned, path, column, value, run_id=run_id)
 
-    monkeypatch.setattr(io, "replace_partition", failing_replace)
+    monkeypatch.setattr(delta, "replace_partition", failing_replace)
     assert main(_args(zone)) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("shipments daily: failed:") and "injected failure" in err
@@ -74,7 +76,7 @@ def test_failure_during_the_write_changes_nothing(
 def test_records_that_do_not_conserve_stop_the_run_before_any_write(
     spark: SparkSession, zone: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import shipments.daily as daily
+    import shipments.batch.plan as plan
 
     before = _state(spark, zone["lake"])
 
@@ -84,7 +86,7 @@ def test_records_that_do_not_conserve_stop_the_run_before_any_write(
 
         return with_customer(shipments, customers).unionByName(with_customer(shipments, customers).limit(3))
 
-    monkeypatch.setattr(daily, "with_customer", fanning_out)
+    monkeypatch.setattr(plan, "with_customer", fanning_out)
     assert main(_args(zone)) == 1
     assert "records do not conserve" in capsys.readouterr().err
     assert _state(spark, zone["lake"]) == before

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from shipments.batch.daily import daily_inputs
 from shipments.config import Config
-from shipments.daily import daily_inputs
-from shipments.generate import generate_raw_zone
+from shipments.devtools.generate import generate_raw_zone
 
 DAY = dt.date(2026, 11, 2)
 

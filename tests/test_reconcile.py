@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.cli import main
-from shipments.generate import generate_raw_zone
+from shipments.devtools.generate import generate_raw_zone
 
 DAY = dt.date(2026, 11, 2)
 
@@ -66,10 +66,14 @@ def test_a_file_landing_after_the_run_is_explained_then_fixed_by_a_rerun(
     assert code == 0, out
 
 
-def test_shipments_beyond_the_lookback_window_are_named(zone: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_shipments_beyond_the_lookback_window_are_named(
+    zone: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = zone["raw"] / "shipments" / "ingest_date=2026-11-05"
     folder.mkdir()
-    (folder / "part-00000.jsonl").write_text(_line("VERY-LATE-1") + "\n" + _line("NEXT-DAY", "2026-11-05T01:00:00Z") + "\n")
+    (folder / "part-00000.jsonl").write_text(
+        _line("VERY-LATE-1") + "\n" + _line("NEXT-DAY", "2026-11-05T01:00:00Z") + "\n"
+    )
     try:
         code, out = _reconcile(zone, capsys)
         assert code == 3
@@ -85,7 +89,9 @@ def test_fan_out_in_the_table_is_reported(
 ) -> None:
     path = str(zone["lake"] / "shipment_daily_totals")
     table = spark.read.format("delta").load(path)
-    table.filter((F.col("ship_date") == DAY) & (F.col("customer_id") == "C0002")).write.format("delta").mode("append").save(path)
+    table.filter((F.col("ship_date") == DAY) & (F.col("customer_id") == "C0002")).write.format("delta").mode(
+        "append"
+    ).save(path)
     code, out = _reconcile(zone, capsys)
     assert code == 3
     assert "fan-out: customer_id(s) C0002 appear more than once" in out

@@ -10,13 +10,13 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from shipments.batch.daily import DailyRequest, run_daily
+from shipments.batch.ledger import SUCCEEDED
+from shipments.batch.restore import RestoreRequest, run_restore
 from shipments.cli import main
 from shipments.config import Config, load_config
-from shipments.daily import run_daily
+from shipments.devtools.generate import generate_raw_zone
 from shipments.errors import TableError
-from shipments.generate import generate_raw_zone
-from shipments.ledger import SUCCEEDED
-from shipments.restore import run_restore
 from tests.conftest import LOCAL_CONF
 
 DAY = dt.date(2026, 11, 1)
@@ -47,14 +47,14 @@ def lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict:
     raw, lake = root / "raw", root / "lake"
     generate_raw_zone(raw, DAY, 3, shipments_per_day=150, customers=30, seed=5, events_per_day=0)
     config: Config = load_config(LOCAL_CONF, raw=str(raw), lake=str(lake))
-    good = run_daily(spark, config, DAY).table_version
-    run_daily(spark, config, OTHER)
+    good = run_daily(spark, config, DailyRequest(DAY)).table_version
+    run_daily(spark, config, DailyRequest(OTHER))
     with (raw / "shipments" / f"ingest_date={DAY}" / "part-00000.jsonl").open("a") as handle:
         handle.write(
             '{"shipment_id":"S-WRONG-1","customer_id":"C0001","created_at":"2026-11-01T09:00:00Z",'
             '"updated_at":"2026-11-01T09:00:00Z","status":"CREATED","weight_kg":99999,"charge_usd":99999.99}\n'
         )
-    bad = run_daily(spark, config, DAY).table_version
+    bad = run_daily(spark, config, DailyRequest(DAY)).table_version
     return {"config": config, "lake": lake, "table": str(lake / "shipment_daily_totals"), "good": good, "bad": bad}
 
 
@@ -63,14 +63,16 @@ def test_restore_puts_one_partition_back_and_leaves_the_others_identical(spark: 
     assert _partition(spark, table, DAY, lake["good"]) != _partition(spark, table, DAY, lake["bad"])
     other_rows, other_files = _partition(spark, table, OTHER), _data_files(spark, table, OTHER)
 
-    result = run_restore(spark, lake["config"], DAY, lake["good"])
+    result = run_restore(spark, lake["config"], RestoreRequest(DAY, lake["good"]))
 
     assert _partition(spark, table, DAY) == _partition(spark, table, DAY, lake["good"])
     assert _partition(spark, table, OTHER) == other_rows
     assert _data_files(spark, table, OTHER) == other_files  # not even rewritten
     assert result.from_version == lake["good"] and result.table_version > lake["bad"]
     assert result.rows_written == len(_partition(spark, table, DAY))
-    runs = spark.read.format("delta").load(str(lake["lake"] / "pipeline_runs")).filter(F.col("job") == "restore").collect()
+    runs = (
+        spark.read.format("delta").load(str(lake["lake"] / "pipeline_runs")).filter(F.col("job") == "restore").collect()
+    )
     assert [(r.run_date, r.status, r.table_version, r.rows_written) for r in runs] == [
         (DAY, SUCCEEDED, result.table_version, result.rows_written)
     ]
@@ -80,8 +82,19 @@ def test_a_version_that_does_not_exist_is_refused_and_nothing_changes(
     spark: SparkSession, lake: dict, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _lake_files(lake["lake"])
-    code = main(["restore", "--raw", lake["config"].raw, "--lake", str(lake["lake"]),
-                 "--date", DAY.isoformat(), "--to-version", "999"])
+    code = main(
+        [
+            "restore",
+            "--raw",
+            lake["config"].raw,
+            "--lake",
+            str(lake["lake"]),
+            "--date",
+            DAY.isoformat(),
+            "--to-version",
+            "999",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0
     assert err[-1].startswith("shipments restore: error: version 999 of ") and "does not exist" in err[-1]
@@ -91,15 +104,17 @@ def test_a_version_that_does_not_exist_is_refused_and_nothing_changes(
 def test_a_version_without_the_date_is_refused(spark: SparkSession, lake: dict) -> None:
     before = _lake_files(lake["lake"])
     with pytest.raises(TableError, match="no rows in version 0"):
-        run_restore(spark, lake["config"], DAY, 0)  # version 0: the empty table as created
+        run_restore(spark, lake["config"], RestoreRequest(DAY, 0))  # version 0: the empty table as created
     assert _lake_files(lake["lake"]) == before
 
 
 def test_a_vacuumed_version_is_refused_with_a_clear_error(spark: SparkSession, lake: dict) -> None:
     # Runs after the restore: the files of the 'good' version are no longer referenced.
     # VACUUM lists the table with this many tasks (default 10000): far too many for a test.
-    settings = {"spark.databricks.delta.retentionDurationCheck.enabled": "false",
-                "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2"}
+    settings = {
+        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+    }
     for key, value in settings.items():
         spark.conf.set(key, value)
     try:
@@ -109,5 +124,5 @@ def test_a_vacuumed_version_is_refused_with_a_clear_error(spark: SparkSession, l
             spark.conf.unset(key)
     before = _lake_files(lake["lake"])
     with pytest.raises(TableError, match="removed by VACUUM"):
-        run_restore(spark, lake["config"], DAY, lake["bad"])
+        run_restore(spark, lake["config"], RestoreRequest(DAY, lake["bad"]))
     assert _lake_files(lake["lake"]) == before

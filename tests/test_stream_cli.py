@@ -13,9 +13,27 @@ from shipments.cli import main
     ("args", "message"),
     [
         (["--source", "kafka", "--topic", "t", "--checkpoint", "CK"], "needs --bootstrap-servers"),
-        (["--source", "kafka", "--bootstrap-servers", "127.0.0.1:9092", "--checkpoint", "CK"], "needs --bootstrap-servers HOST:PORT and --topic"),
-        (["--source", "kafka", "--bootstrap-servers", "nohostport", "--topic", "t", "--checkpoint", "CK"], "must look like HOST:PORT"),
-        (["--source", "kafka", "--bootstrap-servers", "127.0.0.1:9092", "--topic", "bad topic!", "--checkpoint", "CK"], "Kafka topic name"),
+        (
+            ["--source", "kafka", "--bootstrap-servers", "127.0.0.1:9092", "--checkpoint", "CK"],
+            "needs --bootstrap-servers HOST:PORT and --topic",
+        ),
+        (
+            ["--source", "kafka", "--bootstrap-servers", "nohostport", "--topic", "t", "--checkpoint", "CK"],
+            "must look like HOST:PORT",
+        ),
+        (
+            [
+                "--source",
+                "kafka",
+                "--bootstrap-servers",
+                "127.0.0.1:9092",
+                "--topic",
+                "bad topic!",
+                "--checkpoint",
+                "CK",
+            ],
+            "Kafka topic name",
+        ),
         (["--source", "files", "--checkpoint", "CK"], "needs --input DIR"),
         (["--source", "files", "--input", "MISSING", "--checkpoint", "CK"], "does not exist"),
     ],
@@ -35,6 +53,20 @@ def test_a_checkpoint_is_required(tmp_path: Path, capsys: pytest.CaptureFixture[
     conf = tmp_path / "c.yaml"
     root = Path(__file__).resolve().parents[1]
     conf.write_text(f"extends: {root / 'conf' / 'base.yaml'}\nspark: {{platform: emr}}\nstream: {{checkpoint: ''}}\n")
-    code = main(["stream", "--conf", str(conf), "--raw", str(tmp_path), "--lake", str(tmp_path / "lake"), "--source", "files", "--input", str(tmp_path)])
+    code = main(
+        [
+            "stream",
+            "--conf",
+            str(conf),
+            "--raw",
+            str(tmp_path),
+            "--lake",
+            str(tmp_path / "lake"),
+            "--source",
+            "files",
+            "--input",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "checkpoint is required" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pyspark.sql import Row
 
-from shipments.stream_io import put_status_items
+from shipments.storage.dynamodb import put_status_items
 from tests.stream_fixtures import moto_dynamodb  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,9 @@ def items(client: Any, name: str) -> dict[str, tuple[str, str, str]]:
 
 def test_conditional_updates_keep_the_newest_event(table: tuple[Any, str]) -> None:
     client, name = table
-    assert put_status_items(client, name, [row("S1", "IN_TRANSIT", 30, "e3"), row("S2", "CREATED", 0, "e5", None)], 0) == (2, 0)
+    assert put_status_items(
+        client, name, [row("S1", "IN_TRANSIT", 30, "e3"), row("S2", "CREATED", 0, "e5", None)], 0
+    ) == (2, 0)
     written, skipped = put_status_items(
         client,
         name,

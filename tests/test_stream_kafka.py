@@ -16,7 +16,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from shipments.config import Config, load_config
-from shipments.stream import StreamRequest, run_stream
+from shipments.stream.job import StreamRequest, run_stream
 from tests.stream_fixtures import ROOT, at_minute, event, kafka, model_tables, read_rows, read_status  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,12 @@ def no_data_batches_off(spark: SparkSession) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def e2e(spark: SparkSession, kafka: Any, tmp_path_factory: pytest.TempPathFactory, no_data_batches_off: None) -> dict[str, Any]:  # noqa: F811
+def e2e(
+    spark: SparkSession,
+    kafka: Any,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+    no_data_batches_off: None,
+) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("stream-e2e")
     config: Config = load_config(ROOT / "conf" / "local.yaml", raw=str(work / "raw"), lake=str(work / "lake"))
     request = StreamRequest("kafka", str(work / "checkpoint"), True, None, kafka.bootstrap_servers, TOPIC)
@@ -79,9 +84,8 @@ def e2e(spark: SparkSession, kafka: Any, tmp_path_factory: pytest.TempPathFactor
     for phase, lines in (("1", PHASE_1), ("2", PHASE_2)):
         sent = kafka.produce(TOPIC, [(_key(line), line) for line in lines])
         coordinates[phase] = sent
-        running = run_stream(spark, config, request)
-        assert running.query.exception() is None
-        assert len(running.sink.stats) == 1, f"phase {phase} ran {sorted(running.sink.stats)} batches"
+        result = run_stream(spark, config, request)
+        assert len(result.batches) == 1, f"phase {phase} ran {sorted(result.batches)} batches"
     return {"config": config, "work": work, "request": request, "coordinates": coordinates}
 
 
@@ -117,7 +121,14 @@ def test_kafka_end_to_end_exact_table_contents(spark: SparkSession, e2e: dict[st
         assert produced[(r["source_partition"], r["source_offset"])] == (r["raw_value"] or "")
     errors = sorted(r["error"] for r in dlq)
     assert errors == sorted(
-        ["malformed_json", "malformed_json", "malformed_json", "missing_field:event_time", "bad_value:status", "bad_timestamp:event_time"]
+        [
+            "malformed_json",
+            "malformed_json",
+            "malformed_json",
+            "missing_field:event_time",
+            "bad_value:status",
+            "bad_timestamp:event_time",
+        ]
     )
 
 
@@ -138,8 +149,8 @@ def test_replaying_the_last_batch_changes_nothing(spark: SparkSession, e2e: dict
     (checkpoint / "commits" / str(last)).unlink()
     (checkpoint / "commits" / f".{last}.crc").unlink(missing_ok=True)
 
-    running = run_stream(spark, e2e["config"], e2e["request"])
+    result = run_stream(spark, e2e["config"], e2e["request"])
 
-    assert sorted(running.sink.stats) == [last], "the last batch was replayed, and only it"
-    assert running.sink.stats[last].late == 2 and running.sink.stats[last].dlq == 2
+    assert sorted(result.batches) == [last], "the last batch was replayed, and only it"
+    assert result.batches[last].late == 2 and result.batches[last].dlq == 2
     assert _snapshot(spark, lake) == before

@@ -43,10 +43,18 @@ TIMEOUT = 240  # seconds for one step on a loaded 2-core machine
 
 # A: 30 shipments with 3 events each over 40 minutes of event time (nothing in A is late
 # whatever the batch borders), re-deliveries and malformed records.
-A1 = [event(f"a{s:02d}-{k}", f"K{s:02d}", st, s + 10 * k) for s in range(30) for k, st in enumerate(("CREATED", "PICKED_UP"))]
+A1 = [
+    event(f"a{s:02d}-{k}", f"K{s:02d}", st, s + 10 * k)
+    for s in range(30)
+    for k, st in enumerate(("CREATED", "PICKED_UP"))
+]
 A1 += [event("a05-0", "K05", "CREATED", 5), "{not json", '{"event_id":"x1","shipment_id":"K01","status":"CREATED"}']
 A2 = [event(f"a{s:02d}-2", f"K{s:02d}", "IN_TRANSIT", 15 + s) for s in range(30)]  # max event time: minute 44
-A2 += [event("a00-1", "K00", "PICKED_UP", 10), "", '{"event_id":"x2","shipment_id":"K02","status":"NOPE","event_time":"2026-11-20T10:00:00Z"}']
+A2 += [
+    event("a00-1", "K00", "PICKED_UP", 10),
+    "",
+    '{"event_id":"x2","shipment_id":"K02","status":"NOPE","event_time":"2026-11-20T10:00:00Z"}',
+]
 # B, once all of A is committed: watermark = minute 44 - 1 h = minute -16.
 B = [event(f"late-{s}", f"K{s:02d}", "DELIVERED", -20 - s) for s in range(5)]  # late: never applied
 B += [event("late-0", "K00", "DELIVERED", -20)]  # a late event delivered twice
@@ -106,7 +114,9 @@ def _start(cmd: list[str], env: dict[str, str], logs: Path, n: int) -> subproces
 def _kill_when(process: subprocess.Popen[bytes], condition: Any, what: str, logs: Path, n: int) -> None:
     def ready() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"stream run {n} exited {process.returncode}: {(logs / f'stream-{n}.log').read_text()[-2000:]}")
+            raise AssertionError(
+                f"stream run {n} exited {process.returncode}: {(logs / f'stream-{n}.log').read_text()[-2000:]}"
+            )
         return bool(condition())
 
     try:
@@ -142,7 +152,18 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
             "dynamodb": {"table": TABLE, "region": moto_dynamodb.region, "endpoint_url": moto_dynamodb.endpoint_url},
         },
     )
-    cmd = shipments_cmd(conf, "stream", "--source", "kafka", "--bootstrap-servers", kafka.bootstrap_servers, "--topic", TOPIC, "--checkpoint", str(checkpoint))
+    cmd = shipments_cmd(
+        conf,
+        "stream",
+        "--source",
+        "kafka",
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+        "--topic",
+        TOPIC,
+        "--checkpoint",
+        str(checkpoint),
+    )
     env = {**os.environ, **MOTO_ENV, "PYSPARK_PYTHON": sys.executable}
 
     ends_a1 = _produce(kafka, A1)
@@ -166,7 +187,9 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
 
     def running_and(condition: Any) -> Any:
         def check() -> bool:
-            assert run3.poll() is None, f"stream run 3 exited {run3.returncode}: {(logs / 'stream-3.log').read_text()[-2000:]}"
+            assert run3.poll() is None, (
+                f"stream run 3 exited {run3.returncode}: {(logs / 'stream-3.log').read_text()[-2000:]}"
+            )
             return bool(condition())
 
         return check
@@ -180,8 +203,10 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
         committed_before_b = max(_batches(checkpoint / "commits"))
         _kill_when(
             run3,
-            lambda: _delta_versions(lake / "shipment_status_late") > late_versions
-            or max(_batches(checkpoint / "commits")) > committed_before_b + 1,
+            lambda: (
+                _delta_versions(lake / "shipment_status_late") > late_versions
+                or max(_batches(checkpoint / "commits")) > committed_before_b + 1
+            ),
             "a late append",
             logs,
             3,
@@ -190,7 +215,9 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
         stop_process(run3)
 
     # 4: drains what is left and stops.
-    finished = subprocess.run([*cmd, "--available-now"], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    finished = subprocess.run(
+        [*cmd, "--available-now"], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     expected = model_tables([A1 + A2, B], LATENESS)
@@ -200,18 +227,25 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
     late = read_rows(spark, lake / "shipment_status_late")
     assert sorted(r["event_id"] for r in late) == expected.late_event_ids, "no late row lost or written twice"
     dlq = read_rows(spark, lake / "shipment_status_dlq")
-    assert sorted(r["raw_value"] or "" for r in dlq) == sorted(expected.dlq_values), "no dead letter lost or written twice"
+    assert sorted(r["raw_value"] or "" for r in dlq) == sorted(expected.dlq_values), (
+        "no dead letter lost or written twice"
+    )
     assert len({(r["source_partition"], r["source_offset"]) for r in dlq}) == len(dlq)
 
     items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
     served = {i["shipment_id"]["S"]: (i["status"]["S"], i["event_time"]["S"], i["event_id"]["S"]) for i in items}
     assert served == {
-        sid: (status, when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), eid) for sid, (status, when, eid) in expected.status.items()
+        sid: (status, when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), eid)
+        for sid, (status, when, eid) in expected.status.items()
     }
 
     # `shipments status` reads the configured store (DynamoDB here, no Spark needed).
-    shown = subprocess.run(shipments_cmd(conf, "status", "K12"), env=env, capture_output=True, text=True, timeout=120, check=False)
+    shown = subprocess.run(
+        shipments_cmd(conf, "status", "K12"), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "OUT_FOR_DELIVERY"
-    unknown = subprocess.run(shipments_cmd(conf, "status", "NOPE"), env=env, capture_output=True, text=True, timeout=120, check=False)
+    unknown = subprocess.run(
+        shipments_cmd(conf, "status", "NOPE"), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert unknown.returncode == 4

@@ -11,8 +11,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from shipments.config import Config
-from shipments.stream_io import StatusBatchSink, StatusTables, WatermarkLog, ensure_stream_tables
-from shipments.stream_schemas import STREAM_RECORD_SCHEMA
+from shipments.model.events import STREAM_RECORD_SCHEMA
+from shipments.model.tables import STREAM_TABLES
+from shipments.storage.delta import ensure_tables
+from shipments.stream.sink import StatusBatchSink, StatusTables
+from shipments.stream.watermarks import WatermarkLog
 
 UTC = dt.UTC
 ARRIVED = dt.datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
@@ -33,7 +36,7 @@ def bad(raw: str, error: str, offset: int) -> tuple:
 
 @pytest.fixture
 def sink(spark: SparkSession, config: Config, tmp_path: Path) -> StatusBatchSink:
-    ensure_stream_tables(spark, config)
+    ensure_tables(spark, config, STREAM_TABLES)
     return StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), "test-app")
 
 
@@ -46,7 +49,11 @@ def version(spark: SparkSession, path: str) -> int:
 
 
 def status_of(spark: SparkSession, sink: StatusBatchSink) -> DataFrame:
-    return spark.read.format("delta").load(sink.tables.status).select("shipment_id", "status", "event_time", "event_id", "batch_id")
+    return (
+        spark.read.format("delta")
+        .load(sink.tables.status)
+        .select("shipment_id", "status", "event_time", "event_id", "batch_id")
+    )
 
 
 def expected_status(spark: SparkSession, *rows: tuple) -> DataFrame:
@@ -55,7 +62,9 @@ def expected_status(spark: SparkSession, *rows: tuple) -> DataFrame:
     )
 
 
-def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(spark: SparkSession, sink: StatusBatchSink) -> None:
+def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(
+    spark: SparkSession, sink: StatusBatchSink
+) -> None:
     sink(
         batch(
             spark,
@@ -73,7 +82,11 @@ def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(spa
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    dlq = spark.read.format("delta").load(sink.tables.dlq).select("raw_value", "error", "source_topic", "source_partition", "source_offset", "batch_id")
+    dlq = (
+        spark.read.format("delta")
+        .load(sink.tables.dlq)
+        .select("raw_value", "error", "source_topic", "source_partition", "source_offset", "batch_id")
+    )
     assert [tuple(r) for r in dlq.collect()] == [("{nope", "malformed_json", "events", 0, 4, 0)]
     assert sink.stats[0].on_time == 4 and sink.stats[0].dlq == 1 and sink.stats[0].late == 0
 
@@ -96,7 +109,9 @@ def test_older_events_never_overwrite_and_ties_break_on_event_id(spark: SparkSes
     )
 
 
-def test_events_older_than_the_previous_batch_watermark_go_to_the_late_table(spark: SparkSession, sink: StatusBatchSink) -> None:
+def test_events_older_than_the_previous_batch_watermark_go_to_the_late_table(
+    spark: SparkSession, sink: StatusBatchSink
+) -> None:
     sink(batch(spark, ev("e1", "S1", "IN_TRANSIT", t(12), 0)), 0)  # watermark becomes 11:00
     sink(
         batch(
@@ -109,7 +124,9 @@ def test_events_older_than_the_previous_batch_watermark_go_to_the_late_table(spa
     )
     late = spark.read.format("delta").load(sink.tables.late)
     # (collected timestamps come back naive in the local zone: astimezone reads them as such)
-    assert [(r.event_id, r.shipment_id, r.watermark.astimezone(UTC), r.batch_id) for r in late.collect()] == [("e3", "S2", t(11), 1)]
+    assert [(r.event_id, r.shipment_id, r.watermark.astimezone(UTC), r.batch_id) for r in late.collect()] == [
+        ("e3", "S2", t(11), 1)
+    ]
     assert_df_equality(
         status_of(spark, sink),
         expected_status(spark, ("S1", "DELIVERED", t(13), "e2", 1), ("S3", "CREATED", t(11), "e4", 1)),

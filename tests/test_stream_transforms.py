@@ -8,8 +8,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from shipments.stream_schemas import RAW_RECORD_SCHEMA
-from shipments.transforms.status import (
+from shipments.model.events import RAW_RECORD_SCHEMA
+from shipments.transforms.events import (
     filter_late,
     filter_on_time,
     to_latest_per_shipment,
@@ -24,7 +24,12 @@ ARRIVED = dt.datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 def utc(value: dt.datetime) -> dt.datetime:
     """Collected timestamps are naive, in the Python process's local zone."""
     return value.astimezone(UTC)
-GOOD = '{"event_id":"e1","shipment_id":"S1","status":"PICKED_UP","event_time":"2026-11-26T10:30:00+02:00","location":"Leipzig"}'
+
+
+GOOD = (
+    '{"event_id":"e1","shipment_id":"S1","status":"PICKED_UP",'
+    '"event_time":"2026-11-26T10:30:00+02:00","location":"Leipzig"}'
+)
 
 
 def records(spark: SparkSession, *values: str | None) -> DataFrame:
@@ -35,7 +40,7 @@ def records(spark: SparkSession, *values: str | None) -> DataFrame:
 def test_a_valid_event_is_typed_and_its_time_read_in_utc(spark: SparkSession) -> None:
     row = records(spark, GOOD).transform(with_parsed_event).first()
     assert row is not None
-    assert (row.error, row.raw_value, row.event_id, row.shipment_id, row.status, row.location) == (
+    assert (row.reason, row.raw_text, row.event_id, row.shipment_id, row.status, row.location) == (
         None, None, "e1", "S1", "PICKED_UP", "Leipzig",
     )  # fmt: skip
     assert utc(row.event_time) == dt.datetime(2026, 11, 26, 8, 30, tzinfo=UTC) == utc(row.reported_event_time)
@@ -43,26 +48,43 @@ def test_a_valid_event_is_typed_and_its_time_read_in_utc(spark: SparkSession) ->
 
 
 @pytest.mark.parametrize(
-    ("value", "error"),
+    ("value", "reason"),
     [
         ('{"event_id": "broken", "shipment_id": ', "malformed_json"),
         ("", "malformed_json"),
         (None, "malformed_json"),  # a Kafka record without a value
         ("[1, 2]", "malformed_json"),
         ('{"shipment_id":"S1","status":"CREATED","event_time":"2026-11-26T10:00:00Z"}', "missing_field:event_id"),
-        ('{"event_id":"e1","shipment_id":" ","status":"CREATED","event_time":"2026-11-26T10:00:00Z"}', "missing_field:shipment_id"),
+        (
+            '{"event_id":"e1","shipment_id":" ","status":"CREATED","event_time":"2026-11-26T10:00:00Z"}',
+            "missing_field:shipment_id",
+        ),
         ('{"event_id":"e1","shipment_id":"S1","event_time":"2026-11-26T10:00:00Z"}', "missing_field:status"),
         ('{"event_id":"e1","shipment_id":"S1","status":"CREATED"}', "missing_field:event_time"),
-        ('{"event_id":"e1","shipment_id":"S1","status":"CREATED","event_time":"2026-13-45T10:00:00Z"}', "bad_timestamp:event_time"),
-        ('{"event_id":"e1","shipment_id":"S1","status":"CREATED","event_time":"2026-11-26T10:00:00"}', "bad_timestamp:event_time"),
-        ('{"event_id":"e1","shipment_id":"S1","status":"CREATED","event_time":"yesterday"}', "bad_timestamp:event_time"),
-        ('{"event_id":"e1","shipment_id":"S1","status":"LOST","event_time":"2026-11-26T10:00:00Z"}', "bad_value:status"),
+        (
+            '{"event_id":"e1","shipment_id":"S1","status":"CREATED","event_time":"2026-13-45T10:00:00Z"}',
+            "bad_timestamp:event_time",
+        ),
+        (
+            '{"event_id":"e1","shipment_id":"S1","status":"CREATED","event_time":"2026-11-26T10:00:00"}',
+            "bad_timestamp:event_time",
+        ),
+        (
+            '{"event_id":"e1","shipment_id":"S1","status":"CREATED","event_time":"yesterday"}',
+            "bad_timestamp:event_time",
+        ),
+        (
+            '{"event_id":"e1","shipment_id":"S1","status":"LOST","event_time":"2026-11-26T10:00:00Z"}',
+            "bad_value:status",
+        ),
     ],
 )
-def test_malformed_events_get_a_reason_and_keep_their_raw_value(spark: SparkSession, value: str | None, error: str) -> None:
+def test_malformed_events_get_a_reason_and_keep_their_raw_value(
+    spark: SparkSession, value: str | None, reason: str
+) -> None:
     row = records(spark, value).transform(with_parsed_event).first()
     assert row is not None
-    assert (row.error, row.raw_value, row.event_id, row.event_time) == (error, value, None, None)
+    assert (row.reason, row.raw_text, row.event_id, row.event_time) == (reason, value, None, None)
 
 
 def test_event_time_is_capped_at_arrival_plus_skew(spark: SparkSession) -> None:
@@ -76,7 +98,8 @@ def test_event_time_is_capped_at_arrival_plus_skew(spark: SparkSession) -> None:
 
 def _events(spark: SparkSession, *rows: tuple[str, str, str, dt.datetime]) -> DataFrame:
     lines = [
-        f'{{"event_id":"{e}","shipment_id":"{s}","status":"{st}","event_time":"{t.isoformat()}"}}' for e, s, st, t in rows
+        f'{{"event_id":"{e}","shipment_id":"{s}","status":"{st}","event_time":"{t.isoformat()}"}}'
+        for e, s, st, t in rows
     ]
     return records(spark, *lines).transform(with_parsed_event)
 

@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 from shipments.transforms.aggregate import to_daily_totals
 from shipments.transforms.dedup import to_latest_versions
 from shipments.transforms.enrich import to_customer_dimension, with_customer
-from shipments.transforms.validate import filter_invalid, filter_valid, parse_json_lines, with_validation
+from shipments.transforms.validate import filter_rejected_lines, parse_json_lines, to_valid_shipments, with_validation
 
 GOOD = (
     '{"shipment_id":"S1","customer_id":"C1","created_at":"2026-11-02T23:30:00-05:00",'
@@ -126,15 +126,15 @@ def test_ship_date_is_the_utc_date_of_created_at(spark: SparkSession) -> None:
 
 
 def test_charge_is_exact_decimal(spark: SparkSession) -> None:
-    row = _validate(spark, _with(charge_usd=0.1)).transform(filter_valid).collect()[0]
+    row = _validate(spark, _with(charge_usd=0.1)).transform(to_valid_shipments).collect()[0]
     assert row.charge_usd == Decimal("0.10")
 
 
 def test_filters_split_valid_and_invalid(spark: SparkSession) -> None:
     validated = _validate(spark, GOOD, "oops")
-    assert [r.shipment_id for r in validated.transform(filter_valid).collect()] == ["S1"]
-    assert [r.reason for r in validated.transform(filter_invalid).collect()] == ["malformed_json"]
-    assert "raw_text" not in validated.transform(filter_valid).columns
+    assert [r.shipment_id for r in validated.transform(to_valid_shipments).collect()] == ["S1"]
+    assert [r.reason for r in validated.transform(filter_rejected_lines).collect()] == ["malformed_json"]
+    assert "raw_text" not in validated.transform(to_valid_shipments).columns
 
 
 VERSION_SCHEMA = T.StructType(
@@ -216,7 +216,8 @@ def test_with_customer_never_fans_out_and_keeps_unknown_customers(spark: SparkSe
     shipments = spark.createDataFrame([("S1", "C1"), ("S2", "C9")], "shipment_id string, customer_id string")
     expected = spark.createDataFrame(
         [("S1", "C1", "Acme", "SMB", "EU", True), ("S2", "C9", "UNKNOWN", "UNKNOWN", "UNKNOWN", False)],
-        "shipment_id string, customer_id string, customer_name string, segment string, region string, customer_known boolean",
+        "shipment_id string, customer_id string, customer_name string, segment string, region string, "
+        "customer_known boolean",
     )
     assert_df_equality(
         shipments.transform(with_customer, customers),
@@ -228,7 +229,10 @@ def test_with_customer_never_fans_out_and_keeps_unknown_customers(spark: SparkSe
 
 
 def test_daily_totals_sum_exactly(spark: SparkSession) -> None:
-    enriched_schema = "ship_date date, customer_id string, customer_name string, segment string, region string, status string, weight_kg double, charge_usd decimal(18,2), customer_known boolean"
+    enriched_schema = (
+        "ship_date date, customer_id string, customer_name string, segment string, region string, status string, "
+        "weight_kg double, charge_usd decimal(18,2), customer_known boolean"
+    )
     day = dt.date(2026, 11, 2)
     enriched = spark.createDataFrame(
         [
@@ -243,7 +247,9 @@ def test_daily_totals_sum_exactly(spark: SparkSession) -> None:
             (day, "C1", "Acme", "SMB", "EU", 2, 1, 0.3, Decimal("0.30"), True),
             (day, "C9", "UNKNOWN", "UNKNOWN", "UNKNOWN", 1, 0, 5.0, Decimal("99.99"), False),
         ],
-        "ship_date date, customer_id string, customer_name string, segment string, region string, shipment_count long, cancelled_count long, total_weight_kg double, total_charge_usd decimal(18,2), customer_known boolean",
+        "ship_date date, customer_id string, customer_name string, segment string, region string, "
+        "shipment_count long, cancelled_count long, total_weight_kg double, total_charge_usd decimal(18,2), "
+        "customer_known boolean",
     )
     # 0.1 + 0.2 is 0.30000000000000004 in floating point; the exact sum gives 0.3.
     assert_df_equality(enriched.transform(to_daily_totals), expected, ignore_row_order=True, ignore_nullable=True)

@@ -10,21 +10,44 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from shipments.config import Config, load_config
 from shipments.dates import parse_date
-from shipments.errors import ConfigError, InputError, ShipmentsError, describe
+from shipments.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ConfigError,
+    InputError,
+    ShipmentsError,
+    describe,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from shipments.devtools.generate import GenerateResult
+    from shipments.stream.job import StreamRequest
 
 log = logging.getLogger("shipments")
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+_BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}(,[A-Za-z0-9.\-\[\]:]+:\d{1,5})*$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class Result(Protocol):
+    """What every command returns: a summary line (or JSON object) for stdout and an exit code."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def summary(self) -> str: ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +85,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--conf", default="conf/local.yaml", help="config file (default: %(default)s)")
     common.add_argument("--raw", help="raw zone folder or URI, overrides paths.raw")
     common.add_argument("--lake", help="lake folder or URI, overrides paths.lake")
@@ -71,26 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shipments", description="Shipment pipelines on Spark + Delta Lake.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
-        return sub
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
 
-    daily = command("daily", "the daily batch job for one ship date", _daily)
+    daily = command("daily", "the daily batch job for one ship date")
     daily.add_argument("--date", type=_date, required=True, help="ship date, YYYY-MM-DD")
 
-    backfill = command("backfill", "one isolated daily run per date, N at a time", _backfill)
+    backfill = command("backfill", "one isolated daily run per date, N at a time")
     backfill.add_argument("--start", type=_date, required=True, help="first date, YYYY-MM-DD")
     backfill.add_argument("--end", type=_date, required=True, help="last date (inclusive), YYYY-MM-DD")
     backfill.add_argument("--parallelism", type=_positive_int, default=1, help="dates run at once (default 1)")
     backfill.add_argument("--force", action="store_true", help="re-run dates that already succeeded on the same input")
     backfill.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
 
-    restore = command("restore", "put partition D of shipment_daily_totals back as of a table version", _restore)
+    restore = command("restore", "put partition D of shipment_daily_totals back as of a table version")
     restore.add_argument("--date", type=_date, required=True, help="ship date, YYYY-MM-DD")
     restore.add_argument("--to-version", type=_non_negative_int, required=True, help="table version to restore from")
 
-    stream = command("stream", "the status stream: events -> shipment_status", _stream)
+    stream = command("stream", "the status stream: events -> shipment_status")
     stream.add_argument("--source", choices=("kafka", "files"), required=True)
     stream.add_argument("--input", help="folder of JSON-lines event files (--source files)")
     stream.add_argument("--bootstrap-servers", help="Kafka bootstrap servers HOST:PORT (--source kafka)")
@@ -98,20 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--checkpoint", help="checkpoint folder or URI (default: stream.checkpoint in the config)")
     stream.add_argument("--available-now", action="store_true", help="process what is there, then stop")
 
-    status = command("status", "print a shipment's current status as JSON", _status)
+    status = command("status", "print a shipment's current status as JSON")
     status.add_argument("shipment_id")
 
-    reconcile = command("reconcile", "compare raw vs table for a date and explain differences", _reconcile)
+    reconcile = command("reconcile", "compare raw vs table for a date and explain differences")
     reconcile.add_argument("--date", type=_date, required=True, help="ship date, YYYY-MM-DD")
 
-    generate = command("generate", "write a realistic raw zone (and status events) to try things on", _generate)
+    generate = command("generate", "write a realistic raw zone (and status events) to try things on")
     generate.add_argument("--out", required=True, help="folder to write the raw zone into")
     generate.add_argument("--start", type=_date, required=True, help="first ingest date, YYYY-MM-DD")
     generate.add_argument("--days", type=_positive_int, required=True, help="number of days")
     generate.add_argument("--shipments-per-day", type=_positive_int, default=2000, help="default %(default)s")
     generate.add_argument("--customers", type=_positive_int, default=200, help="default %(default)s")
     generate.add_argument("--seed", type=int, default=7, help="default %(default)s")
-    generate.add_argument("--events-per-day", type=_non_negative_int, default=None, help="status events (default: 2 per shipment)")
+    generate.add_argument(
+        "--events-per-day", type=_non_negative_int, default=None, help="status events (default: 2 per shipment)"
+    )
     return parser
 
 
@@ -125,74 +148,88 @@ def _require_local_folder(path: str, what: str) -> None:
         raise InputError(f"{what} {path} does not exist")
 
 
-def _spark(config: Config, app: str):  # type: ignore[no-untyped-def]
-    from shipments.session import build_spark
+def _stream_request(config: Config, args: argparse.Namespace) -> StreamRequest:
+    """Check ``shipments stream``'s flags.
 
-    return build_spark(config.spark, app)
+    Raises:
+        ConfigError: a required flag is missing or malformed, or no checkpoint is given.
+        InputError: the local input folder does not exist.
+    """
+    from shipments.stream.job import StreamRequest
 
-
-def _daily(args: argparse.Namespace) -> int:
-    from shipments.daily import run_daily
-
-    config = _config(args)
-    _require_local_folder(config.raw, "raw folder")
-    result = run_daily(_spark(config, f"shipments-daily-{args.date}"), config, args.date)
-    print(result.summary())
-    return EXIT_OK
-
-
-def _backfill(args: argparse.Namespace) -> int:
-    from shipments.backfill import run_backfill_command
-
-    if args.end < args.start:
-        raise ConfigError(f"--end {args.end} is before --start {args.start}")
-    config = _config(args)
-    _require_local_folder(config.raw, "raw folder")
-    return run_backfill_command(
-        lambda: _spark(config, f"shipments-backfill-{args.start}-{args.end}"),
-        config,
-        args.start,
-        args.end,
-        parallelism=args.parallelism,
-        force=args.force,
-        dry_run=args.dry_run,
-    )
-
-
-def _restore(args: argparse.Namespace) -> int:
-    from shipments.restore import run_restore
-
-    config = _config(args)
-    print(run_restore(_spark(config, "shipments-restore"), config, args.date, args.to_version).summary())
-    return EXIT_OK
+    checkpoint = args.checkpoint or config.stream.checkpoint
+    if not checkpoint:
+        raise ConfigError("a checkpoint is required: pass --checkpoint DIR or set stream.checkpoint in the config")
+    if "://" not in checkpoint:
+        checkpoint = str(Path(checkpoint).expanduser().resolve())
+    if args.source == "kafka":
+        if not args.bootstrap_servers or not args.topic:
+            raise ConfigError("--source kafka needs --bootstrap-servers HOST:PORT and --topic T")
+        if not _BOOTSTRAP.match(args.bootstrap_servers):
+            raise ConfigError(
+                f"--bootstrap-servers must look like HOST:PORT[,HOST:PORT], got {args.bootstrap_servers!r}"
+            )
+        if not _TOPIC.match(args.topic):
+            raise ConfigError(f"--topic must be a Kafka topic name (letters, digits, . _ -), got {args.topic!r}")
+        return StreamRequest("kafka", checkpoint, args.available_now, None, args.bootstrap_servers, args.topic)
+    if not args.input:
+        raise ConfigError("--source files needs --input DIR")
+    folder = args.input
+    if "://" not in folder:
+        _require_local_folder(folder, "event folder")
+        folder = str(Path(folder).resolve())
+    return StreamRequest("files", checkpoint, args.available_now, folder)
 
 
-def _stream(args: argparse.Namespace) -> int:
-    from shipments.stream import run_stream_command
+def _command(
+    args: argparse.Namespace, config: Config
+) -> tuple[Callable[[SparkSession | None], Result], dict[str, str] | None]:
+    """The command's run function (given the session, or None when it needs none) and the extra
+    session settings it needs. Every flag is checked here, before any session starts."""
+    # Imported here: a usage error or `--help` must not wait for (or need) PySpark.
+    from shipments.batch.backfill import BackfillRequest, run_backfill
+    from shipments.batch.daily import DailyRequest, run_daily
+    from shipments.batch.reconcile import ReconcileRequest, run_reconcile
+    from shipments.batch.restore import RestoreRequest, run_restore
+    from shipments.stream.job import run_stream, stream_session_settings
+    from shipments.stream.lookup import StatusRequest, needs_spark, run_status
+    from shipments.stream.metrics import enable_json_lines
 
-    config = _config(args)
-    return run_stream_command(lambda: _spark(config, "shipments-status-stream"), config, args)
+    if args.command == "daily":
+        _require_local_folder(config.raw, "raw folder")
+        daily = DailyRequest(args.date)
+        return (lambda spark: run_daily(_session(spark), config, daily)), {}
+    if args.command == "backfill":
+        backfill = BackfillRequest(args.start, args.end, args.parallelism, args.force, args.dry_run)
+        _require_local_folder(config.raw, "raw folder")
+        return (lambda spark: run_backfill(_session(spark), config, backfill)), {}
+    if args.command == "restore":
+        restore = RestoreRequest(args.date, args.to_version)
+        return (lambda spark: run_restore(_session(spark), config, restore)), {}
+    if args.command == "reconcile":
+        _require_local_folder(config.raw, "raw folder")
+        reconcile = ReconcileRequest(args.date)
+        return (lambda spark: run_reconcile(_session(spark), config, reconcile)), {}
+    if args.command == "stream":
+        stream = _stream_request(config, args)
+        enable_json_lines()
+        return (lambda spark: run_stream(_session(spark), config, stream)), stream_session_settings(config.stream)
+    if args.command == "status":
+        status = StatusRequest(args.shipment_id)
+        return (lambda spark: run_status(spark, config, status)), ({} if needs_spark(config) else None)
+    raise ConfigError(f"unknown command {args.command!r}")
 
 
-def _status(args: argparse.Namespace) -> int:
-    from shipments.status import run_status_command
-
-    config = _config(args)
-    return run_status_command(lambda: _spark(config, "shipments-status"), config, args.shipment_id)
-
-
-def _reconcile(args: argparse.Namespace) -> int:
-    from shipments.reconcile import run_reconcile_command
-
-    config = _config(args)
-    _require_local_folder(config.raw, "raw folder")
-    return run_reconcile_command(_spark(config, f"shipments-reconcile-{args.date}"), config, args.date)
+def _session(spark: SparkSession | None) -> SparkSession:
+    if spark is None:
+        raise ValueError("this command needs a SparkSession")
+    return spark
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from shipments.generate import generate_raw_zone
+def _generate(args: argparse.Namespace) -> GenerateResult:
+    from shipments.devtools.generate import generate_raw_zone
 
-    summary = generate_raw_zone(
+    return generate_raw_zone(
         Path(args.out),
         args.start,
         args.days,
@@ -201,8 +238,22 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         events_per_day=args.events_per_day,
     )
-    print(summary)
-    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "generate":
+        result: Result = _generate(args)
+    else:
+        config = _config(args)
+        run, session_settings = _command(args, config)
+        spark = None
+        if session_settings is not None:
+            from shipments.session import build_spark
+
+            spark = build_spark(config.spark, f"shipments-{args.command}", session_settings)
+        result = run(spark)
+    print(result.summary())
+    return result.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
-        return int(args.handler(args))
+        return _run(args)
     except ShipmentsError as exc:
         if args.verbose:
             traceback.print_exc()
@@ -222,9 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"shipments {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the one broad handler: anything unexpected becomes one line
         if args.verbose:
             traceback.print_exc()
-        print(f"shipments {args.command}: failed: {describe(exc, 500)} (rerun with --verbose for details)", file=sys.stderr)
+        print(
+            f"shipments {args.command}: failed: {describe(exc, 500)} (rerun with --verbose for details)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED

@@ -83,7 +83,9 @@ class DynamoDBConfig:
 
     def __post_init__(self) -> None:
         if self.table and not re.fullmatch(r"[a-zA-Z0-9_.-]{3,255}", self.table):
-            raise ConfigError(f"stream.dynamodb.table must be a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -), got {self.table!r}")
+            raise ConfigError(
+                f"stream.dynamodb.table must be a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -), got {self.table!r}"
+            )
         if self.table and not self.region:
             raise ConfigError("stream.dynamodb.region is required when stream.dynamodb.table is set")
         if self.endpoint_url and not re.match(r"^https?://[^\s/]+", self.endpoint_url):
@@ -118,7 +120,9 @@ class StreamConfig:
         if not isinstance(self.max_offsets_per_trigger, int) or self.max_offsets_per_trigger < 1:
             raise ConfigError("stream.max_offsets_per_trigger must be a positive whole number")
         if not isinstance(self.state_partitions, int) or not 1 <= self.state_partitions <= 10000:
-            raise ConfigError(f"stream.state_partitions must be a whole number from 1 to 10000, got {self.state_partitions!r}")
+            raise ConfigError(
+                f"stream.state_partitions must be a whole number from 1 to 10000, got {self.state_partitions!r}"
+            )
         if isinstance(self.dynamodb, Mapping):
             known = {f.name for f in dataclasses.fields(DynamoDBConfig)}
             unknown = sorted(set(self.dynamodb) - known)
@@ -138,7 +142,6 @@ class Config:
     spark: SparkConfig
     daily: DailyConfig = dataclasses.field(default_factory=DailyConfig)
     stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
-    source: str = ""
 
     def __post_init__(self) -> None:
         for name in ("raw", "lake"):
@@ -254,5 +257,4 @@ def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: s
         spark=_section({"spark": spark_data}, "spark", SparkConfig),
         daily=_section(data, "daily", DailyConfig),
         stream=_section(data, "stream", StreamConfig),
-        source=str(config_path),
     )

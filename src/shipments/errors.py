@@ -7,17 +7,25 @@ exits non-zero without a traceback. Anything else is a bug or an infrastructure 
 
 from __future__ import annotations
 
+# Exit codes of the command line, all in one place.
+EXIT_OK = 0
+EXIT_FAILED = 1  # a run failed, or a date of a backfill did
+EXIT_USAGE = 2  # a bad argument or config
+EXIT_DISAGREE = 3  # reconcile: raw and table disagree
+EXIT_UNKNOWN = 4  # status: no such shipment
+EXIT_INTERRUPTED = 130
+
 
 class ShipmentsError(Exception):
     """Base class: the message says what was expected, what was found and what to do."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class ConfigError(ShipmentsError):
     """The configuration file or a command-line override is invalid."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InputError(ShipmentsError):

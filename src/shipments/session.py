@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
@@ -35,12 +36,15 @@ def local_jars(jars_dir: str) -> list[str]:
     return jars
 
 
-def build_spark(config: SparkConfig, app_name: str = "shipments") -> SparkSession:
+def build_spark(
+    config: SparkConfig, app_name: str = "shipments", extra: Mapping[str, str] | None = None
+) -> SparkSession:
     """Build (or join) the SparkSession for ``config.platform``.
 
     ``local`` starts Spark with the project's pinned Delta and Kafka jars and never touches the
     network; ``emr`` and ``glue`` join the platform's session, whose Delta Lake is enabled by
-    the cluster classification or the Glue ``--datalake-formats delta`` parameter.
+    the cluster classification or the Glue ``--datalake-formats delta`` parameter. ``extra``
+    settings (a command's own, e.g. the stream's state store) apply on top of the config's.
     """
     builder = SparkSession.builder.appName(app_name)
     if config.platform == "local":
@@ -52,11 +56,15 @@ def build_spark(config: SparkConfig, app_name: str = "shipments") -> SparkSessio
             .config("spark.pyspark.python", sys.executable)
         )
         if config.log_config:
-            builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={config.log_config}")
-    for key, value in {**_DELTA, **config.settings, **_REQUIRED}.items():
+            # Quoted: a checkout path with a space would otherwise split the JVM option.
+            builder = builder.config(
+                "spark.driver.extraJavaOptions", f'"-Dlog4j2.configurationFile={config.log_config}"'
+            )
+    runtime = {**(extra or {}), **_REQUIRED}
+    for key, value in {**_DELTA, **config.settings, **runtime}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # On EMR/Glue the session may already exist; runtime settings still have to hold.
-    for key, value in _REQUIRED.items():
+    for key, value in runtime.items():
         spark.conf.set(key, value)
     return spark

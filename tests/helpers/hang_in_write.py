@@ -15,11 +15,11 @@ from pathlib import Path
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from shipments import io
 from shipments.cli import main
+from shipments.storage import delta
 
 marker = sys.argv[1]
-real_replace = io.replace_partition
+real_replace = delta.replace_partition
 
 
 def _block(value: str) -> str:
@@ -34,5 +34,5 @@ def hanging_replace(frame, path, column, value, *, run_id):  # type: ignore[no-u
     return real_replace(frame, path, column, value, run_id=run_id)
 
 
-io.replace_partition = hanging_replace
+delta.replace_partition = hanging_replace
 sys.exit(main(sys.argv[2:]))

@@ -109,7 +109,9 @@ class KafkaBroker:
         return f"{HOST}:{self.port}"
 
     @classmethod
-    def start(cls, workdir: str | os.PathLike[str], jars_dir: str | os.PathLike[str] = DEFAULT_JARS, *, timeout: float = 90.0) -> KafkaBroker:
+    def start(
+        cls, workdir: str | os.PathLike[str], jars_dir: str | os.PathLike[str] = DEFAULT_JARS, *, timeout: float = 90.0
+    ) -> KafkaBroker:
         """Format a fresh KRaft storage under ``workdir`` and start the broker on free ports.
 
         Returns once the broker answers a metadata request (polled, no blind sleep).
@@ -249,7 +251,9 @@ class KafkaBroker:
     def __enter__(self) -> KafkaBroker:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

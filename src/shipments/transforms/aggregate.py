@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shipments.schemas import CHARGE_TYPE, DAILY_TOTALS_SCHEMA
+from shipments.model.shipments import CHARGE_TYPE
+from shipments.model.tables import DAILY_TOTALS_SCHEMA
 
 # Weights are summed as exact decimals and only then turned into a double, so the total does not
 # depend on the order Spark happens to add partial sums in, and reruns are bit-for-bit equal.

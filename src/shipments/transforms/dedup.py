@@ -30,6 +30,8 @@ def to_latest_versions(shipments: DataFrame) -> DataFrame:
     re-sends never cross the shuffle.
     """
     latest = F.max(F.struct(*_VERSION_FIELDS)).alias("latest")
-    return shipments.groupBy("shipment_id").agg(latest).select(
-        "shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS]
+    return (
+        shipments.groupBy("shipment_id")
+        .agg(latest)
+        .select("shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS])
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shipments.columns import is_blank
+from shipments.transforms.columns import is_blank
 
 UNKNOWN = "UNKNOWN"
 _ATTRIBUTES = ("customer_name", "segment", "region")

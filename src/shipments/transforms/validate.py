@@ -5,8 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shipments.columns import first_failure, is_blank, parse_iso_timestamp
-from shipments.schemas import (
+from shipments.model.shipments import (
     CHARGE_TYPE,
     CORRUPT_COLUMN,
     MAX_WEIGHT_KG,
@@ -15,6 +14,7 @@ from shipments.schemas import (
     SHIPMENT_SCHEMA,
     SHIPMENT_STATUSES,
 )
+from shipments.transforms.columns import first_failure, is_blank, parse_iso_timestamp
 
 REQUIRED_FIELDS = ("shipment_id", "customer_id", "created_at", "updated_at", "weight_kg", "charge_usd")
 # Columns every validated row carries; valid rows have `reason` null and no `raw_text`.
@@ -51,11 +51,26 @@ def parse_json_lines(lines: DataFrame) -> DataFrame:
     )
 
 
+def parse_csv_rows(rows: DataFrame) -> DataFrame:
+    """Give CSV rows read into the raw string fields the ``raw_text`` the quarantine keeps.
+
+    Requires ``ingest_date, source_file, _corrupt_record`` and the raw string fields. Returns
+    the columns of ``parse_json_lines``; ``raw_text`` is the unparsable line itself, or the
+    row's fields joined by commas.
+    """
+    raw_text = F.coalesce(
+        F.col(CORRUPT_COLUMN),
+        F.concat_ws(",", *[F.coalesce(F.col(name), F.lit("")) for name in RAW_SHIPMENT_FIELDS]),
+    )
+    return rows.select("ingest_date", "source_file", raw_text.alias("raw_text"), CORRUPT_COLUMN, *RAW_SHIPMENT_FIELDS)
+
+
 def with_validation(parsed: DataFrame) -> DataFrame:
     """Type the raw string fields and give each line a ``reason`` (null when valid).
 
     Requires the output of ``parse_json_lines`` (or a CSV read into the same columns). Returns
-    ``VALIDATED_COLUMNS``: ``raw_text`` on invalid rows only, typed shipment fields (null where they do not parse), ``ship_date``
+    ``VALIDATED_COLUMNS``: ``raw_text`` on invalid rows only, typed shipment fields (null where
+    they do not parse), ``ship_date``
     (the UTC date of ``created_at``) and ``reason``, the first rule the line breaks:
     ``malformed_json``, ``missing_field:<f>``, ``bad_timestamp:<f>``, ``bad_number:<f>``,
     ``out_of_range:<f>``, ``bad_precision:charge_usd`` or ``bad_value:status``.
@@ -83,30 +98,35 @@ def with_validation(parsed: DataFrame) -> DataFrame:
         (exact_charge != charge, "bad_precision:charge_usd"),
         (F.col("status").isNotNull() & ~F.col("status").isin(*SHIPMENT_STATUSES), "bad_value:status"),
     )
-    return typed.withColumn("reason", reason).select(
-        "ingest_date",
-        "source_file",
-        # Only quarantine needs the raw line: dropping it from valid rows keeps cached data small.
-        F.when(F.col("reason").isNotNull(), F.col("raw_text")).alias("raw_text"),
-        "reason",
-        F.trim("shipment_id").alias("shipment_id"),
-        F.trim("customer_id").alias("customer_id"),
-        F.col("_created_at").alias("created_at"),
-        F.col("_updated_at").alias("updated_at"),
-        "status",
-        "origin_region",
-        "destination_region",
-        weight.alias("weight_kg"),
-        charge.alias("charge_usd"),
-        F.to_date("_created_at").alias("ship_date"),
-    ).select(*VALIDATED_COLUMNS)
+    return (
+        typed.withColumn("reason", reason)
+        .select(
+            "ingest_date",
+            "source_file",
+            # Only quarantine needs the raw line: dropping it from valid rows keeps cached data small.
+            F.when(F.col("reason").isNotNull(), F.col("raw_text")).alias("raw_text"),
+            "reason",
+            F.trim("shipment_id").alias("shipment_id"),
+            F.trim("customer_id").alias("customer_id"),
+            F.col("_created_at").alias("created_at"),
+            F.col("_updated_at").alias("updated_at"),
+            "status",
+            "origin_region",
+            "destination_region",
+            weight.alias("weight_kg"),
+            charge.alias("charge_usd"),
+            F.to_date("_created_at").alias("ship_date"),
+        )
+        .select(*VALIDATED_COLUMNS)
+    )
 
 
-def filter_valid(validated: DataFrame) -> DataFrame:
-    """Keep the valid rows, without the raw-line bookkeeping columns."""
+def to_valid_shipments(validated: DataFrame) -> DataFrame:
+    """The valid rows as shipment versions: ``ingest_date`` and ``SHIPMENT_SCHEMA``'s columns
+    (the raw-line bookkeeping columns dropped)."""
     return validated.filter(F.col("reason").isNull()).drop("raw_text", "reason", "source_file")
 
 
-def filter_invalid(validated: DataFrame) -> DataFrame:
-    """Keep the invalid rows: what goes to quarantine."""
+def filter_rejected_lines(validated: DataFrame) -> DataFrame:
+    """Keep the rejected rows (``reason`` set): what goes to quarantine."""
     return validated.filter(F.col("reason").isNotNull())

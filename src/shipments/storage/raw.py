@@ -1,8 +1,4 @@
-"""Reads and writes: the only module that touches storage.
-
-Paths may be local folders or any URI Hadoop understands (``s3://`` on EMR/Glue, ``s3a://``,
-``file://``); listing goes through Hadoop's FileSystem for that reason.
-"""
+"""The raw zone: listing landed shipment files, reading them, and the customer dimension."""
 
 from __future__ import annotations
 
@@ -12,14 +8,13 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from shipments.config import join_path
-from shipments.errors import InputError, ShipmentsError, TableError
-from shipments.schemas import CORRUPT_COLUMN, CUSTOMER_SCHEMA, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA
+from shipments.errors import InputError, ShipmentsError
+from shipments.model.shipments import CORRUPT_COLUMN, CUSTOMER_SCHEMA, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA
+from shipments.storage import fs
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +34,11 @@ class RawFile:
     ingest_date: dt.date
 
 
-def _hadoop_path(spark: SparkSession, path: str):  # type: ignore[no-untyped-def]
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-
-def path_exists(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` exists (a file or a folder), on any Hadoop file system."""
-    hpath, fs = _hadoop_path(spark, path)
-    return bool(fs.exists(hpath))
-
-
 def ingest_folder(raw: str, ingest_date: dt.date) -> str:
     return join_path(raw, "shipments", f"ingest_date={ingest_date.isoformat()}")
 
 
-def list_raw_files(
-    spark: SparkSession, raw: str, ingest_dates: Sequence[dt.date], raw_format: str
-) -> list[RawFile]:
+def list_raw_files(spark: SparkSession, raw: str, ingest_dates: Sequence[dt.date], raw_format: str) -> list[RawFile]:
     """List the landed shipment files of the given ingest dates.
 
     The first date's folder must exist (it is the day being processed); later dates are the
@@ -70,26 +51,24 @@ def list_raw_files(
             holds no data file.
     """
     shipments_root = join_path(raw, "shipments")
-    if not path_exists(spark, shipments_root):
+    if not fs.exists(spark, shipments_root):
         raise InputError(f"raw folder {shipments_root} does not exist: check --raw or paths.raw in the config")
     suffixes = RAW_SUFFIXES[raw_format]
     files: list[RawFile] = []
     for position, ingest_date in enumerate(ingest_dates):
         folder = ingest_folder(raw, ingest_date)
-        hpath, fs = _hadoop_path(spark, folder)
-        if not fs.exists(hpath):
+        if not fs.exists(spark, folder):
             if position == 0:
                 raise InputError(f"no raw data for ingest_date {ingest_date}: {folder} does not exist")
             log.info("lookback folder %s has not landed yet", folder)
             continue
-        for status in fs.listStatus(hpath):
-            name = status.getPath().getName()
-            if not status.isFile() or name.startswith(("_", ".")):
+        for status in fs.list_folder(spark, folder):
+            if not status.is_file or status.name.startswith(("_", ".")):
                 continue
-            if not name.endswith(suffixes):
-                log.warning("skipping %s: not a %s file (%s)", status.getPath().toString(), raw_format, ", ".join(suffixes))
+            if not status.name.endswith(suffixes):
+                log.warning("skipping %s: not a %s file (%s)", status.path, raw_format, ", ".join(suffixes))
                 continue
-            files.append(RawFile(status.getPath().toString(), status.getLen(), status.getModificationTime(), ingest_date))
+            files.append(RawFile(status.path, status.size, status.modified_ms, ingest_date))
         if position == 0 and not files:
             # An empty day would replace a good partition with nothing: refuse instead.
             raise InputError(f"no {raw_format} files in {folder} ({', '.join(suffixes)})")
@@ -116,10 +95,10 @@ def read_raw_lines(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
 
 
 def read_raw_csv(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
-    """CSV files with a header row, in the shape ``parse_json_lines`` gives for JSON.
+    """CSV files with a header row: the raw string fields, ``_corrupt_record`` (the line, when
+    it cannot be parsed), ``source_file`` and ``ingest_date``.
 
-    Columns are taken by position in contract order. ``raw_text`` is the row's fields joined
-    by commas (or the unparsable line itself).
+    Columns are taken by position in contract order.
     """
     paths = [f.path for f in files]
     rows = spark.read.csv(
@@ -129,13 +108,7 @@ def read_raw_csv(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
         mode="PERMISSIVE",
         columnNameOfCorruptRecord=CORRUPT_COLUMN,
     )
-    raw_text = F.coalesce(
-        F.col(CORRUPT_COLUMN),
-        F.concat_ws(",", *[F.coalesce(F.col(name), F.lit("")) for name in RAW_SHIPMENT_FIELDS]),
-    )
-    return _with_file_columns(rows).select(
-        "ingest_date", "source_file", raw_text.alias("raw_text"), CORRUPT_COLUMN, *RAW_SHIPMENT_FIELDS
-    )
+    return _with_file_columns(rows).select("ingest_date", "source_file", CORRUPT_COLUMN, *RAW_SHIPMENT_FIELDS)
 
 
 def list_customer_files(spark: SparkSession, raw: str) -> list[tuple[str, int, int]]:
@@ -145,15 +118,8 @@ def list_customer_files(spark: SparkSession, raw: str) -> list[tuple[str, int, i
         InputError: there is no customer file (every customer would turn UNKNOWN).
     """
     folder = join_path(raw, "customers")
-    hpath, fs = _hadoop_path(spark, folder)
-    files = (
-        sorted(
-            (s.getPath().toString(), s.getLen(), s.getModificationTime())
-            for s in fs.listStatus(hpath)
-            if s.isFile() and s.getPath().getName().endswith(".csv")
-        )
-        if fs.exists(hpath)
-        else []
+    files = sorted(
+        (s.path, s.size, s.modified_ms) for s in fs.list_folder(spark, folder) if s.is_file and s.name.endswith(".csv")
     )
     if not files:
         raise InputError(f"no customer dimension: {folder}/*.csv not found")
@@ -170,65 +136,6 @@ def read_customers(spark: SparkSession, raw: str) -> DataFrame:
     return spark.read.csv(paths, schema=CUSTOMER_SCHEMA, header=True, mode="PERMISSIVE")
 
 
-def ensure_delta_table(
-    spark: SparkSession, path: str, schema: T.StructType, partition_by: Sequence[str] = ()
-) -> None:
-    """Create the Delta table at ``path`` with an explicit schema when it does not exist.
-
-    Creating it before the first write matters: Delta only checks that written rows match a
-    ``replaceWhere`` predicate when the table already exists.
-    """
-    if DeltaTable.isDeltaTable(spark, path):
-        return
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
-    if partition_by:
-        builder = builder.partitionedBy(*partition_by)
-    try:
-        builder.execute()
-    except Exception:
-        # Another run (a parallel backfill day) may have created it first: that is fine.
-        if not DeltaTable.isDeltaTable(spark, path):
-            raise
-
-
-def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> None:
-    """Atomically replace partition ``column = value`` of the Delta table at ``path``.
-
-    The predicate is built from a ``datetime.date`` only, never from argument text, and Delta
-    checks that every written row matches it. Readers see the old partition or the new one,
-    never a mix; a failed or killed write commits nothing. The commit is tagged with ``run_id``
-    (``committed_version`` finds it, for callers that need the version).
-    """
-    if not isinstance(value, dt.date):
-        raise TypeError("partition value must be a datetime.date")
-    predicate = f"{column} = DATE'{value.isoformat()}'"
-    (
-        frame.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .option("userMetadata", run_id)
-        .save(path)
-    )
-
-
-def append_rows(frame: DataFrame, path: str) -> None:
-    """Blind append (never conflicts with concurrent writers of other rows)."""
-    frame.write.format("delta").mode("append").save(path)
-
-
-def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
-    """The table version committed by the write tagged with ``run_id``.
-
-    Looked up by tag rather than taken as the latest version, because parallel runs for other
-    dates commit to the same table.
-    """
-    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("userMetadata") == run_id)
-    row = history.select(F.max("version").alias("version")).first()
-    if row is None or row["version"] is None:
-        raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
-    return int(row["version"])
-
-
 def unreadable_files(spark: SparkSession, files: Iterable[RawFile]) -> list[tuple[RawFile, str]]:
     """The compressed files among ``files`` that cannot be decompressed to their end (a truncated
     or damaged ``.gz``), each with the decoder's error. Plain text files always read.
@@ -237,17 +144,17 @@ def unreadable_files(spark: SparkSession, files: Iterable[RawFile]) -> list[tupl
     silently; this finds it, through Hadoop's codecs so it works on any file system. It reads
     every compressed file once, so call it only after a read failed.
     """
-    jvm = spark.sparkContext._jvm
+    jvm = fs.jvm(spark)
     codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(spark.sparkContext._jsc.hadoopConfiguration())
     unreadable: list[tuple[RawFile, str]] = []
     for raw_file in files:
-        hpath, fs = _hadoop_path(spark, raw_file.path)
+        hpath, filesystem = fs.hadoop_path(spark, raw_file.path)
         codec = codecs.getCodec(hpath)
         if codec is None:
             continue
         stream = None
         try:
-            stream = codec.createInputStream(fs.open(hpath))
+            stream = codec.createInputStream(filesystem.open(hpath))
             stream.transferTo(jvm.java.io.OutputStream.nullOutputStream())
         except Exception as exc:  # Py4JJavaError: the decoder's own error is the useful part
             java = getattr(exc, "java_exception", None)

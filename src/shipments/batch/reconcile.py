@@ -13,34 +13,42 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from delta.tables import DeltaTable
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from shipments import io
-from shipments.backfill import last_daily_runs
+from shipments.batch.ledger import SUCCEEDED, last_runs
+from shipments.batch.plan import daily_plan, ingest_dates
 from shipments.config import Config
-from shipments.daily import ingest_dates, read_shipment_lines
-from shipments.errors import InputError
-from shipments.ledger import SUCCEEDED
-from shipments.schemas import DAILY_TOTALS_SCHEMA
-from shipments.tables import DAILY_TOTALS
-from shipments.transforms.aggregate import to_daily_totals
-from shipments.transforms.dedup import to_latest_versions
-from shipments.transforms.enrich import to_customer_dimension, with_customer
-from shipments.transforms.validate import filter_valid, with_validation
+from shipments.errors import EXIT_DISAGREE, EXIT_OK, InputError
+from shipments.model.tables import DAILY_TOTALS, DAILY_TOTALS_SCHEMA
+from shipments.storage import delta, fs, raw
+from shipments.storage.raw import RawFile
 
-EXIT_AGREE = 0
-EXIT_DISAGREE = 3
 # How far past the lookback window to look for shipments of D that landed too late to count.
 LATE_HORIZON_DAYS = 7
 SAMPLE = 10
-_MEASURES = ("customer_name", "segment", "region", "shipment_count", "cancelled_count", "total_weight_kg", "total_charge_usd")
+_MEASURES = (
+    "customer_name",
+    "segment",
+    "region",
+    "shipment_count",
+    "cancelled_count",
+    "total_weight_kg",
+    "total_charge_usd",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcileRequest:
+    """``shipments reconcile --date D``."""
+
+    run_date: dt.date
 
 
 @dataclasses.dataclass
 class Report:
+    """What reconcile found: findings make it disagree, notes explain."""
+
     run_date: dt.date
     findings: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -49,7 +57,11 @@ class Report:
     def agrees(self) -> bool:
         return not self.findings
 
-    def render(self) -> str:
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.agrees else EXIT_DISAGREE
+
+    def summary(self) -> str:
         verdict = "AGREE" if self.agrees else f"DISAGREE ({len(self.findings)} finding(s))"
         lines = [f"reconcile {self.run_date}: {verdict}"]
         lines += [f"  - {finding}" for finding in self.findings]
@@ -57,64 +69,50 @@ class Report:
         return "\n".join(lines)
 
 
-def _valid_latest(spark: SparkSession, config: Config, files: list[io.RawFile], cached: list[DataFrame]) -> DataFrame:
-    """Latest valid version per shipment; the frames it caches are added to ``cached``.
-
-    Cached, like in the daily job: uncached, Spark pushes the ``reason`` filter below the parse
-    and evaluates ``from_json`` once per reference (about 30 times a line).
-    """
-    validated = read_shipment_lines(spark, config, files).transform(with_validation).persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    latest = validated.transform(filter_valid).transform(to_latest_versions).persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    cached += [validated, latest]
-    return latest
-
-
-def reconcile(spark: SparkSession, config: Config, run_date: dt.date) -> Report:
-    """Compare raw vs ``shipment_daily_totals`` for ``run_date`` and explain the differences.
+def run_reconcile(spark: SparkSession, config: Config, request: ReconcileRequest) -> Report:
+    """Compare raw vs ``shipment_daily_totals`` for D and explain the differences. Writes nothing.
 
     Raises:
         InputError: the day's raw folder or the customer dimension is missing.
     """
+    run_date = request.run_date
     report = Report(run_date)
     window = ingest_dates(run_date, config.daily.lookback_days)
-    files = io.list_raw_files(spark, config.raw, window, config.daily.raw_format)
-    customers = io.read_customers(spark, config.raw).transform(to_customer_dimension)
+    files = raw.list_raw_files(spark, config.raw, window, config.daily.raw_format)
     on_day = F.col("ship_date") == F.lit(run_date)
-    cached: list[DataFrame] = []
-    expected_shipments = _valid_latest(spark, config, files, cached).filter(on_day)
-    expected = (
-        expected_shipments.transform(with_customer, customers).transform(to_daily_totals).select(*DAILY_TOTALS_SCHEMA.fieldNames())
-    )
-
-    table_path = DAILY_TOTALS.path(config)
-    if not DeltaTable.isDeltaTable(spark, table_path):
-        report.findings.append(f"table {table_path} does not exist: run `shipments daily --date {run_date}`")
-        actual = spark.createDataFrame([], DAILY_TOTALS_SCHEMA)
-    else:
-        actual = spark.read.format("delta").load(table_path).filter(on_day)
-
-    _explain_runs(spark, config, run_date, files, report)
-    _compare(expected, actual, expected_shipments, report)
-    _late_beyond_window(spark, config, run_date, expected_shipments, report, cached)
-    for frame in cached:
-        frame.unpersist()
+    with daily_plan(spark, config, files, raw.read_customers(spark, config.raw)) as plan:
+        if plan.totals is None:
+            raise ValueError("the daily plan was built without customers")
+        expected_shipments = plan.latest.filter(on_day)
+        expected = plan.totals.filter(on_day).select(*DAILY_TOTALS_SCHEMA.fieldNames())
+        table = delta.read_table(spark, config, DAILY_TOTALS)
+        if table is None:
+            report.findings.append(
+                f"table {DAILY_TOTALS.path(config)} does not exist: run `shipments daily --date {run_date}`"
+            )
+            actual = spark.createDataFrame([], DAILY_TOTALS_SCHEMA)
+        else:
+            actual = table.filter(on_day)
+        _explain_runs(spark, config, run_date, files, report)
+        _compare(expected, actual, expected_shipments, report)
+        _late_beyond_window(spark, config, run_date, expected_shipments, report)
     return report
 
 
-def _explain_runs(spark: SparkSession, config: Config, run_date: dt.date, files: list[io.RawFile], report: Report) -> None:
-    last = last_daily_runs(spark, config, run_date, run_date).get(run_date)
+def _explain_runs(spark: SparkSession, config: Config, run_date: dt.date, files: list[RawFile], report: Report) -> None:
+    last = last_runs(spark, config, "daily", run_date, run_date).get(run_date)
     if last is None:
         report.notes.append("no daily run of this date is recorded in pipeline_runs")
         return
     if last.status != SUCCEEDED:
         report.notes.append(f"the last daily run {last.run_id} ended {last.status}")
-    started_ms = int(last.started_at.replace(tzinfo=dt.UTC).timestamp() * 1000)
-    newer = [f for f in files if f.modified_ms >= started_ms]
+    newer = [f for f in files if f.modified_ms >= last.started_ms]
     if newer:
         names = ", ".join(f.path.rsplit("/", 1)[-1] + f" (ingest {f.ingest_date})" for f in newer[:SAMPLE])
         report.notes.append(
             f"{len(newer)} input file(s) landed or changed after the last run {last.run_id} started "
-            f"({last.started_at:%Y-%m-%d %H:%M:%S} UTC): {names}; rerun `shipments daily --date {run_date}`"
+            f"({dt.datetime.fromtimestamp(last.started_ms / 1000, dt.UTC):%Y-%m-%d %H:%M:%S} UTC): {names}; "
+            f"rerun `shipments daily --date {run_date}`"
         )
 
 
@@ -144,7 +142,9 @@ def _compare(expected: DataFrame, actual: DataFrame, expected_shipments: DataFra
     if extra:
         report.findings.append(f"{len(extra)} customer(s) in the table but not in raw: {', '.join(extra[:SAMPLE])}")
     for r in changed[:SAMPLE]:
-        parts = [f"{m} raw {r[f'exp_{m}']} vs table {r[f'act_{m}']}" for m in _MEASURES if r[f"exp_{m}"] != r[f"act_{m}"]]
+        parts = [
+            f"{m} raw {r[f'exp_{m}']} vs table {r[f'act_{m}']}" for m in _MEASURES if r[f"exp_{m}"] != r[f"act_{m}"]
+        ]
         report.findings.append(f"customer {r.customer_id}: {'; '.join(parts)}")
     if len(changed) > SAMPLE:
         report.findings.append(f"... and {len(changed) - SAMPLE} more customer(s) differ")
@@ -167,34 +167,26 @@ def _late_beyond_window(
     run_date: dt.date,
     expected_shipments: DataFrame,
     report: Report,
-    cached: list[DataFrame],
 ) -> None:
     first_late = run_date + dt.timedelta(days=config.daily.lookback_days + 1)
     later = [first_late + dt.timedelta(days=i) for i in range(LATE_HORIZON_DAYS)]
-    landed = [d for d in later if io.path_exists(spark, io.ingest_folder(config.raw, d))]
-    files: list[io.RawFile] = []
+    landed = [d for d in later if fs.exists(spark, raw.ingest_folder(config.raw, d))]
+    files: list[RawFile] = []
     for day in landed:
         try:
-            files += io.list_raw_files(spark, config.raw, [day], config.daily.raw_format)
+            files += raw.list_raw_files(spark, config.raw, [day], config.daily.raw_format)
         except InputError:  # a folder without data files: nothing landed there
             continue
     if not files:
         return
-    late = (
-        _valid_latest(spark, config, files, cached)
-        .filter(F.col("ship_date") == F.lit(run_date))
-        .join(expected_shipments.select("shipment_id"), on="shipment_id", how="left_anti")
-    )
-    rows = late.select("shipment_id").orderBy("shipment_id").collect()
+    with daily_plan(spark, config, files) as later_plan:
+        late = later_plan.latest.filter(F.col("ship_date") == F.lit(run_date)).join(
+            expected_shipments.select("shipment_id"), on="shipment_id", how="left_anti"
+        )
+        rows = late.select("shipment_id").orderBy("shipment_id").collect()
     if rows:
         report.findings.append(
             f"{len(rows)} shipment(s) of {run_date} landed after the lookback window "
             f"(ingest dates {landed[0]}..{landed[-1]}; daily.lookback_days is {config.daily.lookback_days}): "
             f"{', '.join(r.shipment_id for r in rows[:SAMPLE])}; raise the lookback or reprocess with a wider one"
         )
-
-
-def run_reconcile_command(spark: SparkSession, config: Config, run_date: dt.date) -> int:
-    report = reconcile(spark, config, run_date)
-    print(report.render())
-    return EXIT_AGREE if report.agrees else EXIT_DISAGREE

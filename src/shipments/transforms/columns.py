@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
@@ -26,3 +28,15 @@ def parse_iso_timestamp(col: Column) -> Column:
 def first_failure(*checks: tuple[Column, str]) -> Column:
     """The reason of the first check whose condition holds, or null when none does."""
     return F.coalesce(*[F.when(condition, F.lit(reason)) for condition, reason in checks])
+
+
+def timestamp_literal(instant: dt.datetime) -> Column:
+    """A timestamp literal for a time-zone-aware ``datetime``.
+
+    Built from epoch microseconds: a naive ``datetime`` would be read in the Python process's
+    local zone by ``F.lit``, whatever the session zone says.
+    """
+    if instant.tzinfo is None:
+        raise ValueError(f"expected a time-zone-aware datetime, got naive {instant!r}")
+    micros = (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    return F.timestamp_micros(F.lit(micros))

@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pyspark.sql.streaming import StreamingQueryListener
+from pyspark.sql.streaming.listener import StreamingQueryListener
 
 log = logging.getLogger("shipments.metrics")
+_JSON_HANDLER = "shipments-json-lines"
 
 
 def json_log_handler() -> logging.Handler:
@@ -31,9 +32,9 @@ def json_log_handler() -> logging.Handler:
 
 def enable_json_lines() -> None:
     """Send ``shipments.metrics`` records to stderr as bare JSON lines (once per process)."""
-    if not any(getattr(h, "_shipments_json", False) for h in log.handlers):
+    if not any(h.get_name() == _JSON_HANDLER for h in log.handlers):
         handler = json_log_handler()
-        handler._shipments_json = True  # type: ignore[attr-defined]
+        handler.set_name(_JSON_HANDLER)
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -78,12 +79,13 @@ class StatusProgressListener(StreamingQueryListener):
     def __init__(self, query_name: str, batch_stats: Callable[[int], dict[str, Any] | None]) -> None:
         self.query_name = query_name
         self.batch_stats = batch_stats
-        self.last_batch_id = -1
         self.terminated = threading.Event()
 
     def onQueryStarted(self, event: Any) -> None:
         if event.name == self.query_name:
-            _emit({"event": "stream_started", "query": event.name, "query_id": str(event.id), "run_id": str(event.runId)})
+            _emit(
+                {"event": "stream_started", "query": event.name, "query_id": str(event.id), "run_id": str(event.runId)}
+            )
 
     def onQueryProgress(self, event: Any) -> None:
         progress = event.progress
@@ -93,8 +95,6 @@ class StatusProgressListener(StreamingQueryListener):
             _emit(progress_record(progress, self.batch_stats(progress.batchId)))
         except Exception as exc:  # a metrics failure must never stop the stream
             log.warning(json.dumps({"event": "stream_progress_error", "error": str(exc)}))
-        finally:
-            self.last_batch_id = max(self.last_batch_id, int(progress.batchId))
 
     def onQueryIdle(self, event: Any) -> None:
         pass

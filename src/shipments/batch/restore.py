@@ -14,18 +14,28 @@ import dataclasses
 import datetime as dt
 import logging
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from shipments import io
+from shipments.batch.ledger import RunRecord, new_run_id, recorded_run, utc_now
 from shipments.config import Config
-from shipments.errors import TableError, describe
-from shipments.ledger import SUCCEEDED, RunRecord, new_run_id, record_run, utc_now
-from shipments.schemas import DAILY_TOTALS_SCHEMA
-from shipments.tables import DAILY_TOTALS, PIPELINE_RUNS, ensure_tables
+from shipments.errors import EXIT_OK, TableError, describe
+from shipments.model.tables import DAILY_TOTALS, DAILY_TOTALS_SCHEMA
+from shipments.storage import delta, fs
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoreRequest:
+    """``shipments restore --date D --to-version V``."""
+
+    run_date: dt.date
+    to_version: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.to_version, int) or self.to_version < 0:
+            raise TableError(f"version must be a whole number >= 0, got {self.to_version!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +47,7 @@ class RestoreResult:
     rows_written: int
     rows_replaced: int
     seconds: float
+    exit_code: int = EXIT_OK
 
     def summary(self) -> str:
         return (
@@ -46,20 +57,15 @@ class RestoreResult:
         )
 
 
-def _available_versions(spark: SparkSession, path: str) -> tuple[int, int]:
-    """(oldest, latest) version still in the table's history."""
-    row = DeltaTable.forPath(spark, path).history().agg(F.min("version").alias("oldest"), F.max("version").alias("latest")).first()
-    return int(row["oldest"]), int(row["latest"])
-
-
-def read_partition_at(spark: SparkSession, path: str, run_date: dt.date, version: int) -> DataFrame:
+def read_partition_at(spark: SparkSession, config: Config, run_date: dt.date, version: int) -> DataFrame:
     """Partition ``run_date`` of the Delta table at ``path`` as of ``version`` (time travel).
 
     Raises:
         TableError: the version cannot be read any more (log cleaned up or files vacuumed).
     """
+    path = DAILY_TOTALS.path(config)
     try:
-        at_version = spark.read.format("delta").option("versionAsOf", version).load(path)
+        at_version = delta.read_version(spark, config, DAILY_TOTALS, version)
         partition = at_version.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
         files = partition.inputFiles()
     except Exception as exc:
@@ -71,62 +77,60 @@ def read_partition_at(spark: SparkSession, path: str, run_date: dt.date, version
     # legitimately have removed files of other dates that version V still referenced).
     folder = f"/ship_date={run_date.isoformat()}/"
     day_files = [f for f in files if folder in f]
-    missing = [f for f in day_files if not io.path_exists(spark, f)]
+    missing = [f for f in day_files if not fs.exists(spark, f)]
     if missing:
         raise TableError(
-            f"version {version} of {path} can no longer be restored: {len(missing)} of its {len(day_files)} data file(s) "
+            f"version {version} of {path} can no longer be restored: "
+            f"{len(missing)} of its {len(day_files)} data file(s) "
             f"for {run_date} were removed by VACUUM (e.g. {missing[0]}); pick a version newer than the vacuum "
             f"retention, or rerun `shipments daily --date {run_date}` from raw"
         )
     return partition
 
 
-def run_restore(spark: SparkSession, config: Config, run_date: dt.date, version: int) -> RestoreResult:
-    """Replace partition ``run_date`` of ``shipment_daily_totals`` with its content at ``version``
-    and record a ``restore`` run in ``pipeline_runs``.
+def run_restore(spark: SparkSession, config: Config, request: RestoreRequest) -> RestoreResult:
+    """Replace partition D of ``shipment_daily_totals`` with its content at version V and record
+    a ``restore`` run in ``pipeline_runs``.
 
     Raises:
-        TableError: the table does not exist, ``version`` is not in its history or was vacuumed,
-            or the date has no rows at ``version`` (restoring would delete the partition).
+        TableError: the table does not exist, V is not in its history or was vacuumed, or D has
+            no rows at V (restoring would delete the partition).
     """
-    if not isinstance(version, int) or version < 0:
-        raise TableError(f"version must be a whole number >= 0, got {version!r}")
+    run_date, version = request.run_date, request.to_version
     path = DAILY_TOTALS.path(config)
-    if not DeltaTable.isDeltaTable(spark, path):
+    current = delta.read_table(spark, config, DAILY_TOTALS)
+    if current is None:
         raise TableError(f"no Delta table at {path}: nothing to restore (check --lake)")
-    oldest, latest = _available_versions(spark, path)
+    oldest, latest = delta.version_range(spark, config, DAILY_TOTALS)
     if not oldest <= version <= latest:
-        raise TableError(
-            f"version {version} of {path} does not exist: the history holds versions {oldest}..{latest}"
-        )
-    partition = read_partition_at(spark, path, run_date, version)
+        raise TableError(f"version {version} of {path} does not exist: the history holds versions {oldest}..{latest}")
+    partition = read_partition_at(spark, config, run_date, version)
     rows_written = partition.count()
     if rows_written == 0:
         raise TableError(
             f"{run_date} has no rows in version {version} of {path}: restoring would delete the partition; "
             f"pick a version that holds the date"
         )
-    rows_replaced = spark.read.format("delta").load(path).filter(F.col("ship_date") == F.lit(run_date)).count()
+    rows_replaced = current.filter(F.col("ship_date") == F.lit(run_date)).count()
 
-    run_id = new_run_id("restore", run_date)
-    record = RunRecord(run_id=run_id, job="restore", run_date=run_date, started_at=utc_now())
     # The restore's "input" is the version it came from: a later backfill can tell it apart.
-    record.input_fingerprint = f"restore:{path}@v{version}"
-    ensure_tables(spark, config, (PIPELINE_RUNS,))
-    started = utc_now()
-    try:
-        io.replace_partition(partition, path, "ship_date", run_date, run_id=run_id)
-        committed = io.committed_version(spark, path, run_id)
-    except BaseException as exc:
-        record.error = describe(exc)
-        record_run(spark, config, record)
-        raise
-    record.status = SUCCEEDED
-    record.rows_written = rows_written
-    record.table_version = committed
-    record_run(spark, config, record)
+    record = RunRecord(
+        run_id=new_run_id("restore", run_date),
+        job="restore",
+        run_date=run_date,
+        input_fingerprint=f"restore:{path}@v{version}",
+    )
+    with recorded_run(spark, config, record):
+        delta.replace_partition(partition, path, "ship_date", run_date, run_id=record.run_id)
+        record.update(rows_written=rows_written, table_version=delta.committed_version(spark, path, record.run_id))
     result = RestoreResult(
-        run_id, run_date, version, committed, rows_written, rows_replaced, (utc_now() - started).total_seconds()
+        record.run_id,
+        run_date,
+        version,
+        int(record.table_version or 0),
+        rows_written,
+        rows_replaced,
+        (utc_now() - record.started_at).total_seconds(),
     )
     log.info(result.summary())
     return result

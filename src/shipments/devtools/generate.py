@@ -16,13 +16,15 @@ names. The same seed always gives the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
 import random
 from pathlib import Path
 
-from shipments.schemas import SHIPMENT_STATUSES
+from shipments.errors import EXIT_OK
+from shipments.model.shipments import SHIPMENT_STATUSES
 
 SEGMENTS = ("RETAIL", "SMB", "ENTERPRISE")
 REGIONS = ("NA", "EU", "APAC", "LATAM")
@@ -110,6 +112,15 @@ def _invalid_lines(rng: random.Random, day: dt.date, serial: int) -> str:
     return kinds[serial % len(kinds)]()
 
 
+@dataclasses.dataclass(frozen=True)
+class GenerateResult:
+    text: str
+    exit_code: int = EXIT_OK
+
+    def summary(self) -> str:
+        return self.text
+
+
 def generate_raw_zone(
     out: Path,
     start: dt.date,
@@ -120,8 +131,8 @@ def generate_raw_zone(
     seed: int = 7,
     events_per_day: int | None = None,
     gzip_share: float = 0.5,
-) -> str:
-    """Write a raw zone for ``days`` ingest dates from ``start``; return a one-line summary."""
+) -> GenerateResult:
+    """Write a raw zone for ``days`` ingest dates from ``start``; the result says what it wrote."""
     rng = random.Random(seed)
     out = Path(out)
     _write_customers(out / "customers", customers, rng)
@@ -139,24 +150,39 @@ def generate_raw_zone(
             if rng.random() < NEAR_MIDNIGHT:
                 # Within 90 minutes of a UTC midnight, shown in an offset that puts it on
                 # another local calendar day.
-                created = midnight + dt.timedelta(seconds=rng.choice((rng.randrange(0, 5400), 86400 - rng.randrange(1, 5400))))
+                created = midnight + dt.timedelta(
+                    seconds=rng.choice((rng.randrange(0, 5400), 86400 - rng.randrange(1, 5400)))
+                )
                 offset = "-05:00" if created.hour < 12 else "+05:30"
             else:
                 created = midnight + dt.timedelta(seconds=rng.randrange(0, 86400))
                 offset = rng.choice(OFFSETS)
             updated = created + dt.timedelta(seconds=rng.randrange(0, 3600))
             customer = (
-                f"C9{rng.randrange(0, 999):03d}" if rng.random() < UNKNOWN_CUSTOMER else f"C{rng.randrange(1, customers + 1):04d}"
+                f"C9{rng.randrange(0, 999):03d}"
+                if rng.random() < UNKNOWN_CUSTOMER
+                else f"C{rng.randrange(1, customers + 1):04d}"
             )
             origin, destination = rng.choice(REGIONS), rng.choice(REGIONS)
             weight = f"{rng.uniform(0.1, 950.0):.3f}"
             charge = f"{rng.randrange(100, 250000) / 100:.2f}"
             extra = ',"carrier":"ACME","dms_op":"I"' if rng.random() < SCHEMA_DRIFT else ""
             first = _shipment_line(
-                sid, customer, iso(created, offset), iso(updated, offset), "CREATED", origin, destination, weight, charge, extra
+                sid,
+                customer,
+                iso(created, offset),
+                iso(updated, offset),
+                "CREATED",
+                origin,
+                destination,
+                weight,
+                charge,
+                extra,
             )
             roll = rng.random()
-            land = day + dt.timedelta(days=1 if roll < LATE_ONE_DAY else 2 if roll < LATE_ONE_DAY + LATE_TWO_DAYS else 0)
+            land = day + dt.timedelta(
+                days=1 if roll < LATE_ONE_DAY else 2 if roll < LATE_ONE_DAY + LATE_TWO_DAYS else 0
+            )
             landing[land].append(first)
             if rng.random() < EXACT_RESEND:
                 landing[rng.choice((land, land + dt.timedelta(days=1)))].append(first)
@@ -165,14 +191,30 @@ def generate_raw_zone(
                 status = rng.choice((*_FINAL_STATUSES, "IN_TRANSIT", "OUT_FOR_DELIVERY"))
                 newer_charge = charge if status != "RETURNED" else f"{float(charge) + 5:.2f}"
                 newer = _shipment_line(
-                    sid, customer, iso(created, offset), iso(newer_at, "Z"), status, origin, destination, weight, newer_charge
+                    sid,
+                    customer,
+                    iso(created, offset),
+                    iso(newer_at, "Z"),
+                    status,
+                    origin,
+                    destination,
+                    weight,
+                    newer_charge,
                 )
                 newer_land = rng.choice((land, land + dt.timedelta(days=1)))
                 landing[newer_land].append(newer)
                 if rng.random() < OLDER_VERSION_AFTER_NEWER / NEWER_VERSION:
                     # The stale version lands after the newer one: the newer must still win.
                     older = _shipment_line(
-                        sid, customer, iso(created, offset), iso(created, offset), "PICKED_UP", origin, destination, weight, charge
+                        sid,
+                        customer,
+                        iso(created, offset),
+                        iso(created, offset),
+                        "PICKED_UP",
+                        origin,
+                        destination,
+                        weight,
+                        charge,
                     )
                     landing[newer_land].append(older)
             shipments_made.append((sid, created))
@@ -185,12 +227,16 @@ def generate_raw_zone(
     for day_index in range(days):
         day = start + dt.timedelta(days=day_index)
         # Anything that would land after the last generated day lands on it instead.
-        lines = landing[day] + ([line for extra in (1, 2, 3) for line in landing[day + dt.timedelta(days=extra)]] if day_index == days - 1 else [])
+        lines = landing[day] + (
+            [line for extra in (1, 2, 3) for line in landing[day + dt.timedelta(days=extra)]]
+            if day_index == days - 1
+            else []
+        )
         counts["lines"] += len(lines)
         _write_partition(out / "shipments" / f"ingest_date={day.isoformat()}", lines, rng, gzip_share)
 
     events = _write_events(out / "events", shipments_made, start, days, rng, events_per_day)
-    return (
+    return GenerateResult(
         f"wrote {counts['lines']} shipment lines ({counts['shipments']} shipments, {counts['invalid']} invalid lines) "
         f"for ingest dates {start}..{start + dt.timedelta(days=days - 1)}, {customers} customers, "
         f"{events} status events, under {out}"

@@ -10,42 +10,42 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from shipments.columns import first_failure, is_blank, parse_iso_timestamp
-from shipments.schemas import CORRUPT_COLUMN, SHIPMENT_STATUSES
-from shipments.stream_schemas import RAW_EVENT_SCHEMA, SOURCE_COLUMNS, STREAM_RECORD_COLUMNS
+from shipments.model.events import RAW_EVENT_SCHEMA, SOURCE_COLUMNS, STREAM_RECORD_COLUMNS
+from shipments.model.shipments import CORRUPT_COLUMN, SHIPMENT_STATUSES
+from shipments.transforms.columns import first_failure, is_blank, parse_iso_timestamp, timestamp_literal
 
 REQUIRED_EVENT_FIELDS = ("event_id", "shipment_id", "status", "event_time")
 
 
 def with_parsed_event(records: DataFrame) -> DataFrame:
-    """Parse each record's JSON and give it an ``error`` (null when the event is valid).
+    """Parse each record's JSON and give it a ``reason`` (null when the event is valid).
 
     Requires ``value`` (the raw text), the source columns and ``arrived_at``. Returns
     ``STREAM_RECORD_COLUMNS`` with ``event_time`` and ``reported_event_time`` both the parsed
-    time (see ``with_capped_event_time``). ``error`` is the first rule the record breaks:
+    time (see ``with_capped_event_time``). ``reason`` is the first rule the record breaks:
     ``malformed_json`` (not a JSON object, blank, or no value), ``missing_field:<f>``,
     ``bad_timestamp:event_time`` (unparseable, or without an offset) or ``bad_value:status``.
-    ``raw_value`` is kept on invalid records only.
+    ``raw_text`` is kept on rejected records only.
     """
     parsed = F.from_json("value", RAW_EVENT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN})
     fields = records.select("*", parsed.alias("_event"))
     event_time = parse_iso_timestamp(F.col("_event.event_time"))
-    error = first_failure(
+    reason = first_failure(
         # from_json gives a null struct for null input and all-null fields for blank text.
-        (is_blank(F.col("value")) | F.col("_event").isNull() | F.col(f"_event.{CORRUPT_COLUMN}").isNotNull(), "malformed_json"),
+        (
+            is_blank(F.col("value")) | F.col("_event").isNull() | F.col(f"_event.{CORRUPT_COLUMN}").isNotNull(),
+            "malformed_json",
+        ),
         *[(is_blank(F.col(f"_event.{name}")), f"missing_field:{name}") for name in REQUIRED_EVENT_FIELDS],
         (event_time.isNull(), "bad_timestamp:event_time"),
         (~F.trim(F.col("_event.status")).isin(*SHIPMENT_STATUSES), "bad_value:status"),
     )
-    checked = fields.select("*", error.alias("error"), event_time.alias("_event_time"))
-    valid = F.col("error").isNull()
+    checked = fields.select("*", reason.alias("reason"), event_time.alias("_event_time"))
+    valid = F.col("reason").isNull()
     return checked.select(
-        "error",
-        F.when(~valid, F.col("value")).alias("raw_value"),
-        *[
-            F.when(valid, F.trim(F.col(f"_event.{name}"))).alias(name)
-            for name in ("event_id", "shipment_id", "status")
-        ],
+        "reason",
+        F.when(~valid, F.col("value")).alias("raw_text"),
+        *[F.when(valid, F.trim(F.col(f"_event.{name}"))).alias(name) for name in ("event_id", "shipment_id", "status")],
         F.when(valid, F.col("_event_time")).alias("event_time"),
         F.when(valid, F.col("_event_time")).alias("reported_event_time"),
         F.when(valid, F.col("_event.location")).alias("location"),
@@ -67,31 +67,21 @@ def with_capped_event_time(events: DataFrame, max_future_skew_seconds: int) -> D
     return events.withColumn("event_time", capped)
 
 
-def filter_valid(records: DataFrame) -> DataFrame:
-    return records.filter(F.col("error").isNull())
+def filter_valid_events(records: DataFrame) -> DataFrame:
+    """Keep the records that parsed into valid events."""
+    return records.filter(F.col("reason").isNull())
 
 
-def filter_invalid(records: DataFrame) -> DataFrame:
-    return records.filter(F.col("error").isNotNull())
-
-
-def timestamp_literal(instant: dt.datetime) -> Column:
-    """A timestamp literal for a time-zone-aware ``datetime``.
-
-    Built from epoch microseconds: a naive ``datetime`` would be read in the Python process's
-    local zone by ``F.lit``, whatever the session zone says.
-    """
-    if instant.tzinfo is None:
-        raise ValueError(f"expected a time-zone-aware datetime, got naive {instant!r}")
-    micros = (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
-    return F.timestamp_micros(F.lit(micros))
+def filter_rejected_events(records: DataFrame) -> DataFrame:
+    """Keep the rejected records: what goes to the dead-letter table."""
+    return records.filter(F.col("reason").isNotNull())
 
 
 def is_late(watermark: dt.datetime | None) -> Column:
     """True for a valid event older than ``watermark`` (aware); never true without one."""
     if watermark is None:
         return F.lit(False)
-    return F.col("error").isNull() & (F.col("event_time") < timestamp_literal(watermark))
+    return F.col("reason").isNull() & (F.col("event_time") < timestamp_literal(watermark))
 
 
 def filter_late(records: DataFrame, watermark: dt.datetime | None) -> DataFrame:
@@ -101,7 +91,7 @@ def filter_late(records: DataFrame, watermark: dt.datetime | None) -> DataFrame:
 
 def filter_on_time(records: DataFrame, watermark: dt.datetime | None) -> DataFrame:
     """Valid events at or after the watermark: they may change a shipment's status."""
-    return records.filter(F.col("error").isNull() & ~is_late(watermark))
+    return records.filter(F.col("reason").isNull() & ~is_late(watermark))
 
 
 def to_latest_per_shipment(events: DataFrame) -> DataFrame:
@@ -113,6 +103,8 @@ def to_latest_per_shipment(events: DataFrame) -> DataFrame:
     """
     order = ("event_time", "event_id", "status", "location", "reported_event_time", "arrived_at", *SOURCE_COLUMNS)
     latest = F.max(F.struct(*order)).alias("latest")
-    return events.groupBy("shipment_id").agg(latest).select(
-        "shipment_id", *[F.col(f"latest.{name}").alias(name) for name in order]
+    return (
+        events.groupBy("shipment_id")
+        .agg(latest)
+        .select("shipment_id", *[F.col(f"latest.{name}").alias(name) for name in order])
     )

@@ -1,0 +1,225 @@
+"""The daily batch job: raw shipments of one ship date -> ``shipment_daily_totals``.
+
+Read top to bottom, a run is: list the input -> build the daily plan (read, validate, keep the
+latest version of each shipment, join customers, aggregate) -> check that every record is
+accounted for -> replace the day's partition -> quarantine the day's rejected lines -> record
+the run in ``pipeline_runs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
+from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates
+from shipments.config import Config
+from shipments.errors import EXIT_OK, DataQualityError
+from shipments.model.tables import BATCH_TABLES, DAILY_TOTALS, DAILY_TOTALS_SCHEMA, QUARANTINE
+from shipments.storage import delta, raw
+from shipments.storage.raw import RawFile
+from shipments.transforms.quarantine import to_quarantine_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyRequest:
+    """``shipments daily --date D``."""
+
+    run_date: dt.date
+    run_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyCounts:
+    """Where every line read ended up. ``read == kept + other_dates + duplicates + quarantined``."""
+
+    read: int
+    kept: int
+    other_dates: int
+    duplicates: int
+    quarantined: int
+    unknown_customers: int
+    unknown_customer_rows: int
+    dimension_duplicates: int
+    rows_written: int
+
+    @property
+    def conserved(self) -> bool:
+        return self.read == self.kept + self.other_dates + self.duplicates + self.quarantined
+
+    def ledger_values(self) -> dict[str, int]:
+        """The counts under their ``pipeline_runs`` column names."""
+        return {
+            "rows_read": self.read,
+            "rows_duplicates": self.duplicates,
+            "rows_quarantined": self.quarantined,
+            "rows_other_dates": self.other_dates,
+            "rows_kept": self.kept,
+            "unknown_customers": self.unknown_customers,
+            "unknown_customer_rows": self.unknown_customer_rows,
+            "dimension_duplicates": self.dimension_duplicates,
+            "rows_written": self.rows_written,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyResult:
+    run_id: str
+    run_date: dt.date
+    counts: DailyCounts
+    table_version: int
+    input_files: int
+    seconds: float
+    exit_code: int = EXIT_OK
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"daily {self.run_date}: {c.rows_written} customer rows written (table version {self.table_version}); "
+            f"lines read {c.read} = kept {c.kept} + other dates {c.other_dates} + duplicates {c.duplicates} "
+            f"+ quarantined {c.quarantined}; unknown customers {c.unknown_customers} "
+            f"({c.unknown_customer_rows} shipments); files {self.input_files}; {self.seconds:.1f}s; run {self.run_id}"
+        )
+
+
+def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tuple[list[RawFile], str]:
+    """The raw files the job for ``run_date`` reads, and the fingerprint of its whole input.
+
+    The fingerprint covers every raw file and customer file (path, size, modification time)
+    and the settings that shape what is read, so a backfill can tell whether a rerun would
+    read anything different.
+
+    Raises:
+        InputError: the day's raw folder or the customer dimension is missing.
+    """
+    files = raw.list_raw_files(
+        spark, config.raw, ingest_dates(run_date, config.daily.lookback_days), config.daily.raw_format
+    )
+    customer_files = raw.list_customer_files(spark, config.raw)
+    fingerprint = input_fingerprint(files, config.daily.lookback_days, config.daily.raw_format, *customer_files)
+    return files, fingerprint
+
+
+def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> DailyResult:
+    """Run the daily job for ``request.run_date`` and record it in ``pipeline_runs``.
+
+    Writes partition D of ``shipment_daily_totals`` and partition ``ingest_date = D`` of
+    ``quarantine/shipments``, each atomically; on any failure before the commit neither table
+    changes, and a FAILED row is recorded.
+
+    Raises:
+        InputError: the day's raw folder or the customer dimension is missing, or an input file
+            is corrupt (named).
+        DataQualityError: records do not conserve, or a total overflows; nothing is written.
+    """
+    run_date = request.run_date
+    record = RunRecord(run_id=request.run_id or new_run_id("daily", run_date), job="daily", run_date=run_date)
+    files, fingerprint = daily_inputs(spark, config, run_date)
+    record.update(input_fingerprint=fingerprint, input_files=len(files), input_bytes=sum(f.size for f in files))
+    customers = raw.read_customers(spark, config.raw)
+    delta.ensure_tables(spark, config, BATCH_TABLES)
+    with recorded_run(spark, config, record):
+        try:
+            with daily_plan(spark, config, files, customers) as plan:
+                counts = _count(plan, run_date)
+                record.update(**counts.ledger_values())
+                _warn(counts, run_date)
+                record.table_version = _publish(spark, config, plan, run_date, record)
+        except Exception as exc:
+            # Spark's error for a truncated .gz does not name the file: find it and say so.
+            unreadable = raw.unreadable_input_error(spark, files, exc)
+            if unreadable is None:
+                raise
+            raise unreadable from exc
+    result = DailyResult(
+        run_id=record.run_id,
+        run_date=run_date,
+        counts=counts,
+        table_version=record.table_version,
+        input_files=len(files),
+        seconds=(utc_now() - record.started_at).total_seconds(),
+    )
+    log.info(result.summary())
+    return result
+
+
+def _publish(spark: SparkSession, config: Config, plan: DailyPlan, run_date: dt.date, record: RunRecord) -> int:
+    """Replace D's totals, then D's quarantine; returns the totals' commit version."""
+    if plan.totals is None:
+        raise ValueError("the daily plan was built without customers")
+    day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
+    delta.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=record.run_id)
+    version = delta.committed_version(spark, DAILY_TOTALS.path(config), record.run_id)
+    quarantine = to_quarantine_rows(plan.validated, run_date, record.run_id, record.started_at)
+    delta.replace_partition(quarantine, QUARANTINE.path(config), "ingest_date", run_date, run_id=record.run_id)
+    return version
+
+
+def _warn(counts: DailyCounts, run_date: dt.date) -> None:
+    if counts.dimension_duplicates:
+        log.warning(
+            "data quality: %d customer_id(s) appear more than once in the customer dimension; "
+            "kept the first row by (customer_name, segment, region) for each",
+            counts.dimension_duplicates,
+        )
+    if counts.unknown_customers:
+        log.warning(
+            "data quality: %d customer_id(s) on %s are missing from the dimension (%d shipments, shown as UNKNOWN)",
+            counts.unknown_customers,
+            run_date,
+            counts.unknown_customer_rows,
+        )
+
+
+def _count(plan: DailyPlan, run_date: dt.date) -> DailyCounts:
+    """All of a run's counts, in one aggregation per cached frame, checked before any write.
+
+    Raises:
+        DataQualityError: the counts do not conserve records, or a total overflowed.
+    """
+    if plan.totals is None or plan.customers is None:
+        raise ValueError("the daily plan was built without customers")
+    on_day = F.col("ship_date") == F.lit(run_date)
+    lines = plan.validated.agg(F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")).collect()[0]
+    latest_count = plan.latest.count()
+    sums = plan.totals.agg(
+        F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
+        F.coalesce(F.sum(F.when(~on_day, F.col("shipment_count"))), F.lit(0)).alias("other_dates"),
+        F.count(F.when(on_day, True)).alias("rows_written"),
+        F.count(F.when(on_day & ~F.col("customer_known"), True)).alias("unknown_customers"),
+        F.coalesce(F.sum(F.when(on_day & ~F.col("customer_known"), F.col("shipment_count"))), F.lit(0)).alias(
+            "unknown_rows"
+        ),
+        F.count(F.when(F.col("total_charge_usd").isNull(), True)).alias("overflows"),
+    ).collect()[0]
+    dimension_duplicates = plan.customers.filter(F.col("copies") > 1).count()
+
+    valid = lines["read"] - lines["quarantined"]
+    counts = DailyCounts(
+        read=lines["read"],
+        kept=sums["kept"],
+        other_dates=sums["other_dates"],
+        duplicates=valid - latest_count,
+        quarantined=lines["quarantined"],
+        unknown_customers=sums["unknown_customers"],
+        unknown_customer_rows=sums["unknown_rows"],
+        dimension_duplicates=dimension_duplicates,
+        rows_written=sums["rows_written"],
+    )
+    if sums["overflows"]:
+        raise DataQualityError(
+            f"{sums['overflows']} total_charge_usd sum(s) overflow decimal(18,2); nothing was written"
+        )
+    if not counts.conserved:
+        raise DataQualityError(
+            f"records do not conserve for {run_date}: read {counts.read} != kept {counts.kept} + other dates "
+            f"{counts.other_dates} + duplicates {counts.duplicates} + quarantined {counts.quarantined} "
+            f"(the customer join gained or lost rows); nothing was written"
+        )
+    return counts

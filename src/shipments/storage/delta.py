@@ -1,0 +1,145 @@
+"""Delta tables: create from a ``TableSpec``, replace a partition, append once, MERGE, read.
+
+Every Delta read and write of the project goes through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from shipments.config import Config
+from shipments.errors import TableError
+from shipments.model.tables import TableSpec
+
+# The MERGE builder takes no writer options: a commit's userMetadata goes through the session.
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def is_table(spark: SparkSession, path: str) -> bool:
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def ensure_table(spark: SparkSession, config: Config, spec: TableSpec) -> None:
+    """Create the table of ``spec`` with its declared schema, partitioning and properties when it
+    does not exist.
+
+    Creating it before the first write matters: Delta only checks that written rows match a
+    ``replaceWhere`` predicate when the table already exists.
+    """
+    path = spec.path(config)
+    if is_table(spark, path):
+        return
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spec.schema)
+    if spec.partition_by:
+        builder = builder.partitionedBy(*spec.partition_by)
+    for key, value in spec.properties.items():
+        builder = builder.property(key, value)
+    try:
+        builder.execute()
+    except Exception:
+        # Another run (a parallel backfill day, the stream) may have created it first: fine.
+        if not is_table(spark, path):
+            raise
+
+
+def ensure_tables(spark: SparkSession, config: Config, specs: Iterable[TableSpec]) -> None:
+    """Create every missing table of ``specs``."""
+    for spec in specs:
+        ensure_table(spark, config, spec)
+
+
+def read_table(spark: SparkSession, config: Config, spec: TableSpec) -> DataFrame | None:
+    """The current snapshot of the table, or None when it does not exist yet."""
+    path = spec.path(config)
+    return spark.read.format("delta").load(path) if is_table(spark, path) else None
+
+
+def read_version(spark: SparkSession, config: Config, spec: TableSpec, version: int) -> DataFrame:
+    """The table as of ``version`` (time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(spec.path(config))
+
+
+def version_range(spark: SparkSession, config: Config, spec: TableSpec) -> tuple[int, int]:
+    """(oldest, latest) version still in the table's history."""
+    history = DeltaTable.forPath(spark, spec.path(config)).history()
+    row = history.agg(F.min("version").alias("oldest"), F.max("version").alias("latest")).first()
+    if row is None or row["latest"] is None:
+        raise TableError(f"{spec.path(config)} has no history")
+    return int(row["oldest"]), int(row["latest"])
+
+
+def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> None:
+    """Atomically replace partition ``column = value`` of the Delta table at ``path``.
+
+    The predicate is built from a ``datetime.date`` only, never from argument text, and Delta
+    checks that every written row matches it. Readers see the old partition or the new one,
+    never a mix; a failed or killed write commits nothing. The commit is tagged with ``run_id``
+    (``committed_version`` finds it, for callers that need the version).
+    """
+    if not isinstance(value, dt.date):
+        raise TypeError("partition value must be a datetime.date")
+    predicate = f"{column} = DATE'{value.isoformat()}'"
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .option("userMetadata", run_id)
+        .save(path)
+    )
+
+
+def append_rows(frame: DataFrame, path: str) -> None:
+    """Blind append (never conflicts with concurrent writers of other rows)."""
+    frame.write.format("delta").mode("append").save(path)
+
+
+def append_once(frame: DataFrame, path: str, *, app_id: str, version: int, note: str) -> None:
+    """Append unless ``app_id`` already committed ``version`` to ``path`` (a replay): Delta's
+    ``txnAppId``/``txnVersion`` make it idempotent. ``note`` becomes the commit's userMetadata."""
+    (
+        frame.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", str(version))
+        .option("userMetadata", note)
+        .save(path)
+    )
+
+
+def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str) -> None:
+    """MERGE ``source`` (one row per ``key``, the table's columns) into the table at ``path``:
+    insert new keys, and replace a stored row only where the SQL condition ``newer`` holds
+    (``s`` is the source row, ``t`` the stored one). ``note`` becomes the commit's userMetadata.
+    """
+    columns: dict[str, str | Column] = {name: f"s.{name}" for name in source.columns}
+    spark = source.sparkSession
+    spark.conf.set(_USER_METADATA, note)
+    try:
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(source.alias("s"), f"t.{key} = s.{key}")
+            .whenMatchedUpdate(condition=newer, set=columns)
+            .whenNotMatchedInsert(values=columns)
+            .execute()
+        )
+    finally:
+        spark.conf.unset(_USER_METADATA)
+
+
+def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
+    """The table version committed by the write tagged with ``run_id``.
+
+    Looked up by tag rather than taken as the latest version, because parallel runs for other
+    dates commit to the same table.
+    """
+    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("userMetadata") == run_id)
+    row = history.select(F.max("version").alias("version")).first()
+    if row is None or row["version"] is None:
+        raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
+    return int(row["version"])

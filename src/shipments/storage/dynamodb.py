@@ -1,0 +1,101 @@
+"""The optional DynamoDB serving table of the status stream: conditional writes and lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pyspark.sql import DataFrame, Row
+from pyspark.sql import functions as F
+
+from shipments.config import DynamoDBConfig
+
+# Fixed-width UTC text, so DynamoDB's string comparison orders it as time. Formatted by Spark
+# in the session zone (UTC): a collected timestamp would be in the worker's local zone.
+DDB_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
+
+
+def dynamodb_client(config: DynamoDBConfig) -> Any:
+    """A boto3 DynamoDB client for the configured region (and local endpoint, if any)."""
+    import boto3
+
+    return boto3.client("dynamodb", region_name=config.region, endpoint_url=config.endpoint_url or None)
+
+
+def get_status_item(config: DynamoDBConfig, shipment_id: str) -> dict[str, Any] | None:
+    """The shipment's item in the serving table as plain values, or None."""
+    item = (
+        dynamodb_client(config)
+        .get_item(TableName=config.table, Key={"shipment_id": {"S": shipment_id}}, ConsistentRead=True)
+        .get("Item")
+    )
+    if item is None:
+        return None
+    record: dict[str, Any] = {}
+    for name, value in item.items():
+        ((kind, raw),) = value.items()
+        record[name] = int(raw) if kind == "N" else raw
+    return record
+
+
+def put_status_items(client: Any, table: str, rows: Iterable[Row], batch_id: int) -> tuple[int, int]:
+    """Conditionally write each row; returns (written, skipped because older or equal).
+
+    Rows hold ``shipment_id, status, event_id, location`` and ``event_time``, ``arrived_at`` as
+    ``DDB_TIME_FORMAT`` text.
+    """
+    written = skipped = 0
+    for row in rows:
+        values: dict[str, Any] = {
+            ":status": {"S": row["status"]},
+            ":t": {"S": row["event_time"]},
+            ":e": {"S": row["event_id"]},
+            ":batch": {"N": str(batch_id)},
+            ":updated": {"S": row["arrived_at"]},
+        }
+        assignments = [
+            "#status = :status",
+            "event_time = :t",
+            "event_id = :e",
+            "batch_id = :batch",
+            "updated_at = :updated",
+        ]
+        # The item mirrors the Delta row: a newer event without a location clears the old one.
+        if row["location"] is not None:
+            values[":location"] = {"S": row["location"]}
+            update = "SET " + ", ".join([*assignments, "#location = :location"])
+        else:
+            update = "SET " + ", ".join(assignments) + " REMOVE #location"
+        try:
+            client.update_item(
+                TableName=table,
+                Key={"shipment_id": {"S": row["shipment_id"]}},
+                UpdateExpression=update,
+                # The same rule as the MERGE: only a strictly newer event replaces the item.
+                ConditionExpression=(
+                    "attribute_not_exists(shipment_id) OR event_time < :t OR (event_time = :t AND event_id < :e)"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#location": "location"},
+                ExpressionAttributeValues=values,
+            )
+            written += 1
+        except client.exceptions.ConditionalCheckFailedException:
+            skipped += 1
+    return written, skipped
+
+
+def write_dynamodb(latest: DataFrame, config: DynamoDBConfig, batch_id: int) -> None:
+    """Write the newest event per shipment to the DynamoDB table, from the executors."""
+    table = config.table
+
+    def write_partition(rows: Iterable[Row]) -> None:
+        put_status_items(dynamodb_client(config), table, rows, batch_id)
+
+    latest.select(
+        "shipment_id",
+        "status",
+        F.date_format("event_time", DDB_TIME_FORMAT).alias("event_time"),
+        "event_id",
+        "location",
+        F.date_format("arrived_at", DDB_TIME_FORMAT).alias("arrived_at"),
+    ).foreachPartition(write_partition)

@@ -1,0 +1,211 @@
+"""The status stream: events (Kafka or JSON-lines files) -> shipment_status, late, DLQ tables.
+
+    source -> parse + validate (explicit schema, rejected records kept with a reason)
+           -> cap event time at arrival + max_future_skew
+           -> valid events: drop re-delivered event_ids (RocksDB state, bounded by dedup_window)
+           -> foreachBatch (``sink``): DLQ / late / MERGE newest-per-shipment (+ DynamoDB)
+
+Late events are split off in the sink against the event-time watermark of the previous batch.
+The dedup operator's own watermark runs on the batch timestamp (``arrived_at``), which never
+falls behind, so no operator can drop an event silently (see docs/streaming.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+from shipments.config import Config, StreamConfig, duration_seconds, join_path
+from shipments.errors import EXIT_OK, TableError
+from shipments.model.tables import STREAM_TABLES
+from shipments.storage import delta, fs, streams
+from shipments.stream.metrics import StatusProgressListener
+from shipments.stream.sink import QUERY_NAME, BatchStats, StatusBatchSink, StatusTables
+from shipments.stream.watermarks import WatermarkLog
+from shipments.transforms.events import (
+    filter_rejected_events,
+    filter_valid_events,
+    with_capped_event_time,
+    with_parsed_event,
+)
+
+log = logging.getLogger(__name__)
+
+ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamRequest:
+    """A validated ``shipments stream`` invocation: ``input`` for files, ``bootstrap_servers``
+    and ``topic`` for Kafka."""
+
+    source: str
+    checkpoint: str
+    available_now: bool = False
+    input: str | None = None
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamResult:
+    """How a run of the stream ended, and what its most recent batches did."""
+
+    checkpoint: str
+    batches: dict[int, BatchStats]
+    exit_code: int = EXIT_OK
+
+    def summary(self) -> str:
+        totals = {"batches": len(self.batches), "records": 0, "on_time": 0, "late": 0, "dlq": 0}
+        for stats in self.batches.values():
+            totals["records"] += stats.records
+            totals["on_time"] += stats.on_time
+            totals["late"] += stats.late
+            totals["dlq"] += stats.dlq
+        return json.dumps({"query": QUERY_NAME, "checkpoint": self.checkpoint, "recent": totals})
+
+
+def stream_session_settings(stream: StreamConfig) -> dict[str, str]:
+    """Session settings the stream needs, some fixed by the checkpoint at its first start.
+
+    The number of state partitions comes from ``spark.sql.shuffle.partitions`` when a
+    checkpoint is first used and can never change afterwards: set it deliberately. RocksDB
+    keeps the dedup state off the JVM heap; changelog checkpointing makes each commit cheap.
+    """
+    return {
+        "spark.sql.shuffle.partitions": str(stream.state_partitions),
+        "spark.sql.streaming.stateStore.providerClass": ROCKSDB_PROVIDER,
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # No empty batches just to move the dedup watermark: state is evicted by the next batch
+        # with data, and a replay after a crash is then always a batch that had data.
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+        # MERGE copies its source to disk first unless told otherwise, in case reading it twice
+        # gave different rows. Ours cannot: it is the persisted micro-batch, and recomputing it
+        # reads the same offsets and the same state version with the same batch timestamp.
+        "spark.databricks.delta.merge.materializeSource": "none",
+    }
+
+
+def to_status_records(records: DataFrame, stream: StreamConfig) -> DataFrame:
+    """The streaming plan before the sink: parse, cap, dedup valid events, keep rejected records.
+
+    Requires the columns of ``read_kafka_records`` / ``read_file_records``. Returns
+    ``STREAM_RECORD_COLUMNS``. Re-deliveries of an event_id within ``dedup_window`` are
+    dropped; the dedup watermark is on ``arrived_at`` (the batch timestamp), so the operator
+    never drops an event as late: lateness is judged by event time in the sink.
+    """
+    parsed = records.transform(with_parsed_event).transform(
+        with_capped_event_time, duration_seconds(stream.max_future_skew)
+    )
+    unique_events = (
+        parsed.transform(filter_valid_events)
+        .withWatermark("arrived_at", stream.dedup_window)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    # Rejected records have no trustworthy event_id: they bypass dedup, so none is merged away.
+    return unique_events.unionByName(parsed.transform(filter_rejected_events))
+
+
+def checkpoint_query_id(spark: SparkSession, checkpoint: str) -> str:
+    """The query id Spark stored in ``<checkpoint>/metadata``: the same for every restart."""
+    text = fs.read_text(spark, join_path(checkpoint, "metadata"))
+    if text is None:
+        raise TableError(f"no query metadata in checkpoint {checkpoint}")
+    return str(json.loads(text.splitlines()[0])["id"])
+
+
+def _source(spark: SparkSession, config: Config, request: StreamRequest) -> DataFrame:
+    if request.source == "kafka" and request.bootstrap_servers and request.topic:
+        return streams.read_kafka_records(
+            spark,
+            request.bootstrap_servers,
+            request.topic,
+            max_offsets_per_trigger=config.stream.max_offsets_per_trigger,
+        )
+    if request.source == "files" and request.input:
+        return streams.read_file_records(spark, request.input)
+    raise ValueError(f"incomplete stream request: {request}")
+
+
+def _batch_stats(sink: StatusBatchSink, batch_id: int) -> dict[str, Any] | None:
+    stats = sink.stats.get(batch_id)
+    if stats is None:
+        return None
+    return {
+        "records": stats.records,
+        "on_time_rows": stats.on_time,
+        "late_rows": stats.late,
+        "dlq_rows": stats.dlq,
+        "event_time_watermark": stats.watermark.isoformat() if stats.watermark else None,
+        "max_event_time": stats.max_event_time.isoformat() if stats.max_event_time else None,
+        "sink_ms": stats.timings,
+    }
+
+
+def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> StreamResult:
+    """Run the stream until it ends (``--available-now``) or is stopped (SIGTERM / Ctrl-C).
+
+    The session must carry ``stream_session_settings`` (the command line builds it so).
+
+    Raises:
+        StreamingQueryException: the query failed (the checkpoint is left for a restart).
+    """
+    delta.ensure_tables(spark, config, STREAM_TABLES)
+    sink = StatusBatchSink(
+        StatusTables.of(config),
+        WatermarkLog(spark, request.checkpoint, duration_seconds(config.stream.allowed_lateness)),
+        # The query id lives in the checkpoint, so the app id survives restarts of the same
+        # checkpoint (a run id would not, and a replayed batch would be appended again).
+        lambda: f"{QUERY_NAME}:{checkpoint_query_id(spark, request.checkpoint)}",
+        dynamodb_config=config.stream.dynamodb,
+    )
+    listener = StatusProgressListener(QUERY_NAME, lambda batch_id: _batch_stats(sink, batch_id))
+    spark.streams.addListener(listener)
+    try:
+        query = streams.start_foreach_batch(
+            to_status_records(_source(spark, config, request), config.stream),
+            sink,
+            name=QUERY_NAME,
+            checkpoint=request.checkpoint,
+            available_now=request.available_now,
+            trigger_interval=config.stream.trigger_interval,
+        )
+        try:
+            with _stop_on_sigterm(query):
+                while not query.awaitTermination(5):
+                    pass
+        except KeyboardInterrupt:
+            query.stop()
+            raise
+        listener.drain()
+    finally:
+        spark.streams.removeListener(listener)
+    return StreamResult(request.checkpoint, dict(sink.stats))
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(query: StreamingQuery) -> Iterator[None]:
+    """A SIGTERM stops the query between batches (what the batch started is replayed next run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("SIGTERM: stopping the stream")
+        query.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,203 @@
+"""What one micro-batch of the status stream does: the ``foreachBatch`` sink.
+
+Read top to bottom: extract (persist the batch, count it in one pass) -> route (dead letters,
+late events, on-time events collapsed per shipment) -> write (append once, MERGE newer) ->
+record the batch's event-time mark.
+
+Exactly-once across crashes rests on three facts:
+
+* Spark replays an unfinished micro-batch with the same batch id, the same offsets and the
+  same batch timestamp (all in the offset log), and the plan before the sink is deterministic.
+* Every write of a batch is idempotent: appends to the late and dead-letter tables carry
+  Delta's ``txnAppId``/``txnVersion`` (Delta skips a version it has already committed for that
+  app id), and the MERGE into ``shipment_status`` (and the DynamoDB update) only ever replaces
+  a stored event by a strictly newer one, so applying a batch twice changes nothing.
+* The event-time watermark a batch compares against is the one recorded after the previous
+  batch, kept beside the checkpoint per batch id, so a replay splits late events identically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from shipments.config import Config, DynamoDBConfig
+from shipments.model.tables import (
+    DLQ_SCHEMA,
+    LATE_SCHEMA,
+    SHIPMENT_STATUS,
+    SHIPMENT_STATUS_SCHEMA,
+    STATUS_DLQ,
+    STATUS_LATE,
+)
+from shipments.storage import delta, dynamodb
+from shipments.stream.watermarks import EventTimeMark, WatermarkLog, from_micros
+from shipments.transforms.columns import timestamp_literal
+from shipments.transforms.conform import conform
+from shipments.transforms.events import (
+    filter_late,
+    filter_on_time,
+    filter_rejected_events,
+    is_late,
+    to_latest_per_shipment,
+)
+
+QUERY_NAME = "shipment_status"
+# Batch stats kept for the progress log and the run summary.
+_KEEP_STATS = 20
+# A stored status is replaced only by a strictly newer event: later event_time, or the same
+# time and a greater event_id (a fixed tie-break, so replays and reorderings agree).
+_NEWER = "(s.event_time > t.event_time OR (s.event_time = t.event_time AND s.event_id > t.event_id))"
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusTables:
+    """Locations of the stream's tables."""
+
+    status: str
+    late: str
+    dlq: str
+
+    @classmethod
+    def of(cls, config: Config) -> StatusTables:
+        return cls(SHIPMENT_STATUS.path(config), STATUS_LATE.path(config), STATUS_DLQ.path(config))
+
+
+@dataclasses.dataclass
+class BatchStats:
+    """What one batch did, for the progress log."""
+
+    batch_id: int
+    records: int = 0
+    on_time: int = 0
+    late: int = 0
+    dlq: int = 0
+    watermark: dt.datetime | None = None
+    max_event_time: dt.datetime | None = None
+    # milliseconds spent per step of the sink
+    timings: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, int] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round((now - self._last) * 1000)
+        self._last = now
+
+
+class StatusBatchSink:
+    """The ``foreachBatch`` function: one micro-batch of parsed, deduplicated records -> tables.
+
+    Requires ``STREAM_RECORD_COLUMNS``. Per batch: rejected records are appended to the
+    dead-letter table and valid events older than the previous batch's watermark to the late
+    table (both idempotent by ``txnAppId`` = the app id, ``txnVersion`` = the batch id); the
+    others are collapsed to the newest event per shipment and MERGEd into ``shipment_status``
+    (and DynamoDB when configured), replacing a stored event only by a strictly newer one.
+    Safe to call again with the same batch id and data.
+    """
+
+    def __init__(
+        self,
+        tables: StatusTables,
+        watermarks: WatermarkLog,
+        app_id: str | Callable[[], str],
+        *,
+        dynamodb_config: DynamoDBConfig | None = None,
+    ) -> None:
+        self.tables = tables
+        self.watermarks = watermarks
+        self._app_id = app_id
+        self._resolved_app_id: str | None = None
+        self.dynamodb = dynamodb_config if dynamodb_config is not None and dynamodb_config.enabled else None
+        self._lock = threading.Lock()
+        self.stats: dict[int, BatchStats] = {}
+
+    @property
+    def app_id(self) -> str:
+        if self._resolved_app_id is None:
+            self._resolved_app_id = self._app_id if isinstance(self._app_id, str) else self._app_id()
+        return self._resolved_app_id
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        previous = self.watermarks.before(batch_id)
+        # One pass over the source per batch: the writes below would each recompute the
+        # micro-batch (source read and dedup state) otherwise.
+        records = batch.persist()
+        try:
+            stats = self._process(records, batch_id, previous)
+        finally:
+            records.unpersist()
+        with self._lock:
+            self.stats[batch_id] = stats
+            for old in sorted(self.stats)[:-_KEEP_STATS]:
+                del self.stats[old]
+
+    def _process(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> BatchStats:
+        clock = _Stopwatch()
+        stats, mark = self._extract(records, batch_id, previous)
+        clock.lap("read_ms")
+        note = f"{QUERY_NAME} batch {batch_id}"
+        if stats.dlq:
+            dead = records.transform(filter_rejected_events).select(
+                "*",
+                F.col("raw_text").alias("raw_value"),
+                F.col("reason").alias("error"),
+                F.lit(batch_id).alias("batch_id"),
+            )
+            delta.append_once(
+                conform(dead, DLQ_SCHEMA), self.tables.dlq, app_id=self.app_id, version=batch_id, note=note
+            )
+            clock.lap("dlq_ms")
+        if stats.late and previous.watermark is not None:
+            late_events = records.transform(filter_late, previous.watermark).select(
+                "*", timestamp_literal(previous.watermark).alias("watermark"), F.lit(batch_id).alias("batch_id")
+            )
+            delta.append_once(
+                conform(late_events, LATE_SCHEMA), self.tables.late, app_id=self.app_id, version=batch_id, note=note
+            )
+            clock.lap("late_ms")
+        if stats.on_time:
+            latest = records.transform(filter_on_time, previous.watermark).transform(to_latest_per_shipment)
+            status_rows = latest.select("*", F.lit(batch_id).alias("batch_id"), F.col("arrived_at").alias("updated_at"))
+            delta.merge_newer(
+                conform(status_rows, SHIPMENT_STATUS_SCHEMA),
+                self.tables.status,
+                key="shipment_id",
+                newer=_NEWER,
+                note=note,
+            )
+            clock.lap("merge_ms")
+            if self.dynamodb is not None:
+                dynamodb.write_dynamodb(latest, self.dynamodb, batch_id)
+                clock.lap("dynamodb_ms")
+        self.watermarks.record(mark)
+        clock.lap("watermark_ms")
+        stats.timings = clock.timings
+        return stats
+
+    def _extract(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> tuple[BatchStats, EventTimeMark]:
+        """The batch's counts in one aggregation, and the event-time mark it leaves behind."""
+        valid = F.col("reason").isNull()
+        # Times cross into Python as epoch microseconds: collected timestamps would come back in
+        # the Python process's local zone, not the session's UTC.
+        counts = records.agg(
+            F.count(F.lit(1)).alias("records"),
+            F.count(F.when(~valid, True)).alias("dlq"),
+            F.count(F.when(is_late(previous.watermark), True)).alias("late"),
+            F.unix_micros(F.max(F.when(valid, F.col("event_time")))).alias("max_event_time_us"),
+        ).collect()[0]
+        stats = BatchStats(batch_id, records=int(counts["records"]), dlq=int(counts["dlq"]), late=int(counts["late"]))
+        stats.on_time = stats.records - stats.dlq - stats.late
+        mark = self.watermarks.after(previous, batch_id, from_micros(counts["max_event_time_us"]))
+        stats.watermark, stats.max_event_time = previous.watermark, mark.max_event_time
+        return stats, mark

@@ -1,0 +1,32 @@
+"""Rejected raw lines as ``quarantine/shipments`` rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from shipments.model.tables import QUARANTINE_SCHEMA
+from shipments.transforms.columns import timestamp_literal
+from shipments.transforms.validate import filter_rejected_lines
+
+
+def to_quarantine_rows(
+    validated: DataFrame, ingest_date: dt.date, run_id: str, quarantined_at: dt.datetime
+) -> DataFrame:
+    """The rejected lines that landed on ``ingest_date``, as ``QUARANTINE_SCHEMA`` rows.
+
+    Requires ``VALIDATED_COLUMNS``. ``quarantined_at`` must be time-zone aware: it is stored as
+    that instant whatever the driver's zone.
+    """
+    return (
+        validated.transform(filter_rejected_lines)
+        .filter(F.col("ingest_date") == F.lit(ingest_date))
+        .select(
+            *[F.col(name) for name in ("ingest_date", "ship_date", "shipment_id", "reason", "raw_text", "source_file")],
+            F.lit(run_id).alias("run_id"),
+            timestamp_literal(quarantined_at).alias("quarantined_at"),
+        )
+        .select(*QUARANTINE_SCHEMA.fieldNames())
+    )
