@@ -22,7 +22,7 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q -e ".[local,dev]"
 	touch $@
 
-jars: jars/spark/.done jars/kafka/.done ## resolve the pinned JVM jars from Maven Central (once)
+jars: jars/spark/.done jars/kafka/.done jars/s3a/.done ## resolve the pinned JVM jars from Maven Central (once)
 
 jars/spark/.done: jvm/spark-jars.xml
 	rm -rf jars/spark
@@ -32,6 +32,12 @@ jars/spark/.done: jvm/spark-jars.xml
 jars/kafka/.done: jvm/kafka-broker.xml
 	rm -rf jars/kafka
 	$(MVN) -f jvm/kafka-broker.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/jars/kafka
+	touch $@
+
+# S3A for local runs against S3 or moto (conf/local-s3.yaml): hadoop-aws 3.3.4 + the 280 MB SDK bundle
+jars/s3a/.done: jvm/s3a-jars.xml
+	rm -rf jars/s3a
+	$(MVN) -f jvm/s3a-jars.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/jars/s3a
 	touch $@
 
 test: ## run the whole test suite

@@ -28,6 +28,7 @@ from shipments.errors import (
     ShipmentsError,
     describe,
 )
+from shipments.redaction import install_log_redaction, redact
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -264,12 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    install_log_redaction()
     try:
         return _run(args)
     except ShipmentsError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"shipments {args.command}: error: {exc}", file=sys.stderr)
+        print(f"shipments {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"shipments {args.command}: interrupted", file=sys.stderr)

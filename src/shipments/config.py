@@ -35,6 +35,31 @@ def join_path(base: str, *parts: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class S3Config:
+    """How a local session reaches S3 (or an S3 stand-in) through ``s3a://`` and ``s3://``.
+
+    Only ``spark.platform: local`` uses it: EMR and Glue bring their own connector and their
+    role's credentials. Credentials are never set here: S3A's default chain reads
+    ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` from the
+    environment (or an instance profile). An empty ``endpoint`` falls back to the environment's
+    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (as boto3 does), else AWS itself.
+    """
+
+    jars_dir: str = ""  # hadoop-aws + aws-java-sdk-bundle (``make setup`` fills jars/s3a)
+    endpoint: str = ""
+    path_style: bool = False
+    region: str = ""
+
+    def __post_init__(self) -> None:
+        if self.endpoint and not re.match(r"^https?://[^\s/]+/?$", self.endpoint):
+            raise ConfigError(f"spark.s3.endpoint must be an http(s)://host[:port] URL, got {self.endpoint!r}")
+        if not isinstance(self.path_style, bool):
+            raise ConfigError(f"spark.s3.path_style must be true or false, got {self.path_style!r}")
+        if self.region and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", self.region):
+            raise ConfigError(f"spark.s3.region must be an AWS region like eu-west-1, got {self.region!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class SparkConfig:
     """How the SparkSession is built.
 
@@ -47,12 +72,17 @@ class SparkConfig:
     jars_dir: str = ""
     log_config: str = ""
     settings: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    s3: S3Config = dataclasses.field(default_factory=S3Config)
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
             raise ConfigError(f"spark.platform must be one of {', '.join(PLATFORMS)}, got {self.platform!r}")
         if self.platform == "local" and not self.jars_dir:
             raise ConfigError("spark.jars_dir is required when spark.platform is local")
+        if isinstance(self.s3, Mapping):
+            object.__setattr__(self, "s3", _subsection(self.s3, "spark.s3", S3Config))
+        elif not isinstance(self.s3, S3Config):
+            raise ConfigError("config section 'spark.s3' must be a mapping")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +235,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     for key in ("jars_dir", "log_config"):
         if spark.get(key):
             spark[key] = _absolute(str(spark[key]), folder)
+    s3 = spark.get("s3") or {}
+    if isinstance(s3, dict) and s3.get("jars_dir"):
+        s3["jars_dir"] = _absolute(str(s3["jars_dir"]), folder)
     stream = data.get("stream") or {}
     if stream.get("checkpoint"):
         stream["checkpoint"] = _absolute(str(stream["checkpoint"]), folder)
@@ -224,6 +257,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _subsection(section: Mapping[str, Any], name: str, cls: type) -> Any:
+    """A nested mapping (e.g. ``spark.s3``) as its dataclass; an unknown key is an error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in config section {name!r}: {', '.join(unknown)}")
+    return cls(**section)
 
 
 def _section(data: dict[str, Any], name: str, cls: type) -> Any:

@@ -7,6 +7,8 @@ exits non-zero without a traceback. Anything else is a bug or an infrastructure 
 
 from __future__ import annotations
 
+from shipments.redaction import redact
+
 # Exit codes of the command line, all in one place.
 EXIT_OK = 0
 EXIT_FAILED = 1  # a run failed, or a date of a backfill did
@@ -47,6 +49,12 @@ def describe(exc: BaseException, limit: int = 1000) -> str:
     calling o123.save"; the useful parts are the Java exception's first line and its root
     cause, so both are given.
     """
+    # Secrets (a key in a Spark setting echoed by an exception) are masked: this text is printed
+    # and stored in pipeline_runs.
+    return redact(_describe(exc, limit))[:limit]
+
+
+def _describe(exc: BaseException, limit: int) -> str:
     # Py4JJavaError carries java_exception; PySpark's converted errors keep it as _origin.
     java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     if java is None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-from shipments.config import SparkConfig
+from shipments.config import S3Config, SparkConfig
 from shipments.errors import ConfigError
+from shipments.redaction import SPARK_REDACTION_REGEX, mask_settings, register_secrets
+
+log = logging.getLogger(__name__)
 
 # Settings every run relies on, whatever the platform or config says: ship_date is the UTC
 # calendar date, so the session zone must be UTC.
@@ -36,6 +40,43 @@ def local_jars(jars_dir: str) -> list[str]:
     return jars
 
 
+def s3a_settings(s3: S3Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Spark settings of a local session that reads and writes ``s3a://`` (and ``s3://``).
+
+    ``s3://`` is served by S3A too, as on EMR 7.10+ and Glue 5.1. No credentials: S3A's default
+    chain reads them from the environment. The endpoint and region come from ``s3`` or, when
+    empty there, from ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` and ``AWS_REGION`` /
+    ``AWS_DEFAULT_REGION`` (the variables boto3 reads), so a local S3 stand-in is named in the
+    environment, never in the repository. Empty when ``s3.jars_dir`` holds no jars.
+
+    Raises:
+        ConfigError: ``s3.jars_dir`` is set but holds no jars (set-up was not run).
+    """
+    if not s3.jars_dir:
+        return {}
+    local_jars(s3.jars_dir)
+    env = os.environ if environ is None else environ
+    hadoop = "spark.hadoop.fs.s3a."
+    settings = {
+        # Local mode is one JVM: the class path is enough, and nothing is copied per run (spark.jars
+        # would copy the 280 MB SDK bundle into every application's work folder).
+        "spark.driver.extraClassPath": os.path.join(s3.jars_dir, "*"),
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
+    }
+    endpoint = s3.endpoint or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    if endpoint:
+        settings[hadoop + "endpoint"] = endpoint
+        settings[hadoop + "connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    if s3.path_style:
+        settings[hadoop + "path.style.access"] = "true"
+    region = s3.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    if region:
+        settings[hadoop + "endpoint.region"] = region
+    return settings
+
+
 def build_spark(
     config: SparkConfig, app_name: str = "shipments", extra: Mapping[str, str] | None = None
 ) -> SparkSession:
@@ -55,12 +96,19 @@ def build_spark(
             # whatever `python3` comes first on PATH.
             .config("spark.pyspark.python", sys.executable)
         )
+        for key, value in s3a_settings(config.s3).items():
+            builder = builder.config(key, value)
         if config.log_config:
             # Quoted: a checkout path with a space would otherwise split the JVM option.
             builder = builder.config(
                 "spark.driver.extraJavaOptions", f'"-Dlog4j2.configurationFile={config.log_config}"'
             )
     runtime = {**(extra or {}), **_REQUIRED}
+    # Values of settings that look like secrets are masked in every log line and ledger error
+    # from here on, and Spark's own redaction (UI, event log) matches the same names.
+    register_secrets({**config.settings, **runtime})
+    builder = builder.config("spark.redaction.regex", SPARK_REDACTION_REGEX)
+    log.debug("%s: Spark settings %s", app_name, mask_settings({**_DELTA, **config.settings, **runtime}))
     for key, value in {**_DELTA, **config.settings, **runtime}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

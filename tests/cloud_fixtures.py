@@ -1,0 +1,126 @@
+"""Fixtures of the cloud tests: moto's server on 127.0.0.1 as the stand-in for S3, EMR, EMR
+Serverless, Glue, IAM and EventBridge Scheduler, and an environment that points boto3 and S3A at it.
+
+The server is started as a plain process and stopped by its pid. Credentials are moto's fake
+ones, set in the environment only (never in a file); ``AWS_ENDPOINT_URL`` sends every AWS client
+(boto3 and the local session's S3A) to the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipments.devtools.kafka_broker import free_port
+from tests.stream_fixtures import stop_process, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "eu-west-1"
+
+
+@dataclasses.dataclass
+class Moto:
+    """A running moto server and the environment that points AWS clients at it."""
+
+    process: subprocess.Popen[bytes]
+    endpoint_url: str
+    log: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API), so each test starts from an empty account."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
+@pytest.fixture(scope="session", name="moto")
+def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    """moto's server on 127.0.0.1, with the process environment pointed at it while it runs.
+
+    A test module imports ``moto_fixture`` and asks for ``moto``."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto-cloud") / "moto.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = Moto(process, f"http://127.0.0.1:{port}", log)
+    old = {k: os.environ.get(k) for k in server.env}
+    try:
+
+        def up() -> bool:
+            assert process.poll() is None, f"moto server exited: {log.read_text()[-500:]}"
+            try:
+                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 60, "moto server")
+        os.environ.update(server.env)
+        yield server
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        stop_process(process)
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m shipments ARGS`` in a fresh process (its own JVM), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "shipments", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_python(script: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -c SCRIPT`` in a fresh process (its own JVM when it starts Spark), output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
