@@ -147,6 +147,63 @@ def shipments_cmd(conf: Path, *args: str) -> list[str]:
     return [PYTHON, "-m", "shipments", *args[:1], "--conf", str(conf), *args[1:]]
 
 
+# --------------------------------------------------------------------------- sink input rows
+
+ARRIVED = dt.datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
+
+
+def nov20(hh: int, mm: int = 0) -> dt.datetime:
+    """2026-11-20 hh:mm UTC."""
+    return dt.datetime(2026, 11, 20, hh, mm, tzinfo=UTC)
+
+
+def event_row(
+    event_id: str, shipment: str, status: str, when: dt.datetime, offset: int, location: str | None = None
+) -> tuple[Any, ...]:
+    """A valid event as the sink receives it (``STREAM_RECORD_SCHEMA``), from Kafka topic "events"."""
+    return (None, None, event_id, shipment, status, when, when, location, ARRIVED, "events", 0, offset, None)
+
+
+def rejected_row(raw: str | None, error: str, offset: int) -> tuple[Any, ...]:
+    """A malformed Kafka record as the sink receives it."""
+    return (error, raw, None, None, None, None, None, None, ARRIVED, "events", 0, offset, None)
+
+
+def rejected_line(raw: str, error: str, source_file: str) -> tuple[Any, ...]:
+    """A malformed line of a file (the files source) as the sink receives it."""
+    return (error, raw, None, None, None, None, None, None, ARRIVED, None, None, None, source_file)
+
+
+def record_batch(spark: Any, *rows: tuple[Any, ...]) -> Any:
+    """A micro-batch of the given rows, as the plan hands it to the sink."""
+    from shipments.model.events import STREAM_RECORD_SCHEMA
+
+    return spark.createDataFrame(list(rows), STREAM_RECORD_SCHEMA)
+
+
+@pytest.fixture
+def dynamodb_workers(spark: Any, moto_dynamodb: MotoServer) -> Iterator[None]:
+    """Python workers of the test session that can run the sink's DynamoDB writes against moto.
+
+    The workers are started by the JVM with the environment the test session was launched with,
+    before ``moto_dynamodb`` set its test credentials; Spark passes ``SparkContext.environment``
+    to the workers it starts (on AWS the instance or job role provides credentials). They must
+    also run this interpreter (the venv, which imports shipments): PySpark 3.5 takes the
+    workers' interpreter from ``PYSPARK_PYTHON`` when the context starts, not from the
+    ``spark.pyspark.python`` setting.
+    """
+    context = spark.sparkContext
+    saved_env, saved_exec = dict(context.environment), context.pythonExec
+    context.environment.update(MOTO_ENV)
+    context.pythonExec = PYTHON
+    try:
+        yield
+    finally:
+        context.environment.clear()
+        context.environment.update(saved_env)
+        context.pythonExec = saved_exec
+
+
 # --------------------------------------------------------------------------- events and the model
 
 

@@ -1,5 +1,5 @@
 """The DynamoDB serving sink against moto's server on 127.0.0.1: an older event never
-overwrites a newer one, and a replay changes nothing."""
+overwrites a newer one, a replay changes nothing, and the served item equals the Delta row."""
 
 from __future__ import annotations
 
@@ -7,10 +7,22 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from pyspark.sql import Row
+from pyspark.sql import Row, SparkSession
 
+from shipments.config import Config, DynamoDBConfig
+from shipments.model.tables import STREAM_TABLES
+from shipments.storage.delta import ensure_tables
 from shipments.storage.dynamodb import put_status_items
-from tests.stream_fixtures import moto_dynamodb  # noqa: F401
+from shipments.stream.sink import StatusBatchSink, StatusTables
+from shipments.stream.watermarks import WatermarkLog
+from tests.stream_fixtures import (  # noqa: F401
+    dynamodb_workers,
+    event_row,
+    moto_dynamodb,
+    nov20,
+    record_batch,
+    utc,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +89,66 @@ def test_a_replayed_batch_is_skipped(table: tuple[Any, str]) -> None:
     before = client.get_item(TableName=name, Key={"shipment_id": {"S": "S1"}})["Item"]
     assert put_status_items(client, name, batch, 0) == (0, 1)
     assert client.get_item(TableName=name, Key={"shipment_id": {"S": "S1"}})["Item"] == before
+
+
+def _served_text(value: dt.datetime) -> str:
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_the_served_item_equals_the_delta_row_and_a_newer_event_without_location_clears_it(
+    spark: SparkSession,
+    config: Config,
+    tmp_path: Any,
+    moto_dynamodb: Any,  # noqa: F811
+    dynamodb_workers: None,  # noqa: F811
+    table: tuple[Any, str],
+) -> None:
+    client, name = table
+    ensure_tables(spark, config, STREAM_TABLES)
+    sink = StatusBatchSink(
+        StatusTables.of(config),
+        WatermarkLog(spark, str(tmp_path / "checkpoint"), 3600),
+        "test-app",
+        dynamodb_config=DynamoDBConfig(name, moto_dynamodb.region, moto_dynamodb.endpoint_url),
+    )
+    sink(
+        record_batch(
+            spark,
+            event_row("e1", "S1", "PICKED_UP", nov20(10), 0, "Leipzig"),
+            event_row("e2", "S2", "CREATED", nov20(10), 1, "Dresden"),
+            event_row("e3", "S3", "CREATED", nov20(10), 2),
+        ),
+        0,
+    )
+    sink(
+        record_batch(
+            spark,
+            event_row("e4", "S1", "IN_TRANSIT", nov20(11), 3),  # newer, without a location
+            event_row("e5", "S2", "IN_TRANSIT", nov20(11), 4, "Berlin"),  # newer, another location
+            event_row("e0", "S3", "CANCELLED", nov20(9), 5, "Hof"),  # older: changes nothing
+        ),
+        1,
+    )
+
+    served = {i["shipment_id"]["S"]: i for i in client.scan(TableName=name, ConsistentRead=True)["Items"]}
+    assert "location" not in served["S1"], served["S1"]
+    rows = {r["shipment_id"]: r for r in spark.read.format("delta").load(sink.tables.status).collect()}
+    assert (rows["S1"]["status"], rows["S1"]["location"]) == ("IN_TRANSIT", None)
+    # Every attribute of every item is the Delta row's (an absent attribute is a null column).
+    assert served == {
+        sid: {
+            "shipment_id": {"S": sid},
+            "status": {"S": r["status"]},
+            "event_time": {"S": _served_text(r["event_time"])},
+            "event_id": {"S": r["event_id"]},
+            **({} if r["location"] is None else {"location": {"S": r["location"]}}),
+            "batch_id": {"N": str(r["batch_id"])},
+            "updated_at": {"S": _served_text(r["updated_at"])},
+        }
+        for sid, r in rows.items()
+    }
+    assert {sid: (r["status"], r["location"], r["batch_id"]) for sid, r in rows.items()} == {
+        "S1": ("IN_TRANSIT", None, 1),
+        "S2": ("IN_TRANSIT", "Berlin", 1),
+        "S3": ("CREATED", None, 0),
+    }
