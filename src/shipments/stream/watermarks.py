@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from shipments.config import join_path
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 WATERMARK_FOLDER = "shipments_event_time"
 _KEEP = 100
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# What ``fs.write_text_atomic`` leaves when it dies between writing its temporary file and the
+# rename: ``.<name>.<random>._tmp`` (and, on Hadoop's local file system, that file's ``.crc``).
+_TEMPORARY_SUFFIXES = ("._tmp", "._tmp.crc")
+# Java exceptions of a read that mean the file's bytes are torn (Hadoop's local file system
+# checks each file against the checksum written beside it), not that the file system failed.
+_TORN_READS = frozenset({"org.apache.hadoop.fs.ChecksumException", "java.io.EOFException"})
 
 
 def to_micros(value: dt.datetime | None) -> int | None:
@@ -58,26 +65,34 @@ class WatermarkLog:
     def before(self, batch_id: int) -> EventTimeMark:
         """The mark recorded by the latest batch before ``batch_id`` (empty when there is none).
 
-        A torn or unreadable mark (a host crash on a file system without atomic rename) is
+        A torn mark (a host crash mid-write: empty, cut short, or failing its checksum) is
         reported and skipped: the one before it is used, which can only make the watermark
-        older, so no event is wrongly called late.
+        older, so no event is wrongly called late. Any other read error is raised: the batch
+        fails and Spark retries it from the checkpoint.
         """
         for previous in sorted((i for i in self._batch_ids() if i < batch_id), reverse=True):
-            text = fs.read_text(self._spark, join_path(self._folder, str(previous)))
+            path = join_path(self._folder, str(previous))
+            text: str | None = None
             try:
+                text = fs.read_text(self._spark, path)
                 data = json.loads(text or "")
                 return EventTimeMark(
                     int(data["batch_id"]),
                     from_micros(data.get("max_event_time_us")),
                     from_micros(data.get("watermark_us")),
                 )
+            except Py4JJavaError as exc:
+                problem = _torn_read(exc)
+                if problem is None:
+                    raise
             except (ValueError, KeyError, TypeError):
-                log.warning(
-                    "event-time mark of batch %d in %s is unreadable (%r); using an older one",
-                    previous,
-                    self._folder,
-                    (text or "")[:80],
-                )
+                problem = f"content {(text or '')[:80]!r}"
+            log.warning(
+                "event-time mark of batch %d in %s is unreadable (%s); using an older one",
+                previous,
+                self._folder,
+                problem,
+            )
         return EventTimeMark(-1, None, None)
 
     def after(self, previous: EventTimeMark, batch_id: int, batch_max: dt.datetime | None) -> EventTimeMark:
@@ -96,8 +111,24 @@ class WatermarkLog:
             "watermark": mark.watermark.isoformat() if mark.watermark else None,
         }
         fs.write_text_atomic(self._spark, join_path(self._folder, str(mark.batch_id)), json.dumps(payload))
+        # One query writes a checkpoint's marks, one at a time: a temporary file still there is
+        # what a write killed before its rename left behind.
+        for status in fs.list_folder(self._spark, self._folder):
+            if status.name.endswith(_TEMPORARY_SUFFIXES):
+                fs.delete(self._spark, status.path)
         for old in sorted(self._batch_ids())[:-_KEEP]:
             fs.delete(self._spark, join_path(self._folder, str(old)))
 
     def _batch_ids(self) -> list[int]:
         return [int(status.name) for status in fs.list_folder(self._spark, self._folder) if status.name.isdigit()]
+
+
+def _torn_read(error: Py4JJavaError) -> str | None:
+    """The Java exception class when ``error`` says the file is torn, else None."""
+    cause = error.java_exception
+    while cause is not None:
+        name = str(cause.getClass().getName())
+        if name in _TORN_READS:
+            return name
+        cause = cause.getCause()
+    return None
