@@ -7,12 +7,12 @@ MVN := mvn -q -B -Dmaven.repo.local=$(CURDIR)/.m2
 DEMO_DIR := data/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars test test-fast lint demo demo-stream bench clean
+.PHONY: help setup jars package test test-fast lint demo demo-stream bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed jars ## create .venv, install pinned packages, fetch the pinned JVM jars
+setup: $(VENV)/.installed jars build/wheelhouse/.done ## create .venv, install pinned packages, fetch the pinned JVM jars
 	@$(PY) -c "import pyspark, delta; print('pyspark', pyspark.__version__)"
 	@ls jars/spark/*.jar jars/kafka/*.jar >/dev/null && echo "jars: $$(ls jars/spark | wc -l) in jars/spark, $$(ls jars/kafka | wc -l) in jars/kafka"
 
@@ -21,6 +21,14 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[local,dev]"
 	touch $@
+
+# The PyYAML wheel that `make package` puts in the EMR venv archive (offline afterwards)
+build/wheelhouse/.done: setup.py
+	$(PY) -m pip download -q --only-binary=:all: --no-deps -d build/wheelhouse "PyYAML==6.0.4"
+	touch $@
+
+package: $(VENV)/.installed build/wheelhouse/.done ## dist/: version-stamped wheel, EMR venv archive, entry scripts, manifest
+	$(PY) -m shipments.devtools.package --out dist
 
 jars: jars/spark/.done jars/kafka/.done jars/s3a/.done ## resolve the pinned JVM jars from Maven Central (once)
 

@@ -1,8 +1,11 @@
+import os
+
 from setuptools import find_packages, setup
 
 setup(
     name="shipments",
-    version="0.1.0",
+    # `make package` stamps the commit into the version (0.1.0+g<commit>); a plain install is 0.1.0.
+    version=os.environ.get("SHIPMENTS_VERSION", "0.1.0"),
     description="Raw shipment data -> trustworthy Delta tables on Spark, in batch and in real time",
     package_dir={"": "src"},
     packages=find_packages("src"),
@@ -23,6 +26,9 @@ setup(
             # for the local broker, and moto's server as the local DynamoDB stand-in
             "kafka-python==3.0.12",
             "moto[server]==5.2.5",
+            # `make package`: the wheel without build isolation (offline), the venv archive for EMR
+            "wheel==0.48.0",
+            "venv-pack==0.2.0",
         ],
     },
     entry_points={"console_scripts": ["shipments=shipments.cli:main"]},

@@ -124,3 +124,19 @@ def run_python(script: str, env: dict[str, str], timeout: float = 600) -> subpro
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session", name="packaged")
+def packaged_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``dist/`` as ``make package`` builds it (wheel, venv archive, scripts, manifest), once."""
+    out = tmp_path_factory.mktemp("package") / "dist"
+    done = subprocess.run(
+        [sys.executable, "-m", "shipments.devtools.package", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"make package failed: {done.stderr[-2000:]}"
+    return out

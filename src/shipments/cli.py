@@ -85,6 +85,17 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _instant(text: str) -> dt.datetime:
+    """An ISO-8601 instant with an offset (``2026-11-03T02:30:00Z``), as a scheduler passes it."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time with Z or +hh:mm, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--conf", default="conf/local.yaml", help="config file (default: %(default)s)")
@@ -136,7 +147,47 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--events-per-day", type=_non_negative_int, default=None, help="status events (default: 2 per shipment)"
     )
+    _add_cloud_commands(command)
     return parser
+
+
+def _add_cloud_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``scheduled``, ``deploy`` and ``catalog`` (cloud control: boto3, no Spark)."""
+    scheduled = command("scheduled", "the daily job as a scheduler starts it: the UTC day before --time")
+    scheduled.add_argument("--time", type=_instant, required=True, help="the fire time, e.g. 2026-11-03T02:30:00Z")
+
+    deploy = command("deploy", "upload the package and create or update jobs and schedules on AWS (boto3)")
+    deploy.add_argument("--target", choices=("emr", "emr-serverless", "glue"), required=True)
+    deploy.add_argument("--dry-run", action="store_true", help="print every AWS call, change nothing")
+    deploy.add_argument("--dist", default="dist", help="output of `make package` (default %(default)s)")
+    deploy.add_argument("--date", type=_date, action="append", default=[], help="also run the daily job for D now")
+    deploy.add_argument("--backfill-start", type=_date, help="also run a backfill from this date")
+    deploy.add_argument("--backfill-end", type=_date, help="... to this date (inclusive)")
+    deploy.add_argument("--parallelism", type=_positive_int, default=1, help="dates at once in one backfill driver")
+    deploy.add_argument("--cluster-id", help="EMR cluster (default: the active one named deploy.emr_cluster_name)")
+
+    catalog = command("catalog", "register every Delta table in the Glue Data Catalog (native Delta)")
+    catalog.add_argument("action", choices=("sync",))
+    catalog.add_argument("--database", help="Glue database (default deploy.catalog_database)")
+    catalog.add_argument("--dry-run", action="store_true", help="print every AWS call, change nothing")
+
+
+def _cloud_command(args: argparse.Namespace, config: Config) -> Callable[[SparkSession | None], Result]:
+    """``deploy`` / ``catalog``: flags checked here; they run without Spark."""
+    from shipments.cloud.catalog import CatalogRequest, run_catalog_sync
+    from shipments.cloud.deploy import DeployRequest, run_deploy
+
+    if args.command == "catalog":
+        catalog = CatalogRequest(args.database or "", args.dry_run)
+        return lambda spark: run_catalog_sync(spark, config, catalog)
+    if (args.backfill_start is None) != (args.backfill_end is None):
+        raise ConfigError("--backfill-start and --backfill-end go together")
+    backfill = (args.backfill_start, args.backfill_end) if args.backfill_start else None
+    deploy = DeployRequest(
+        args.target, Path(args.conf), Path(args.dist), args.dry_run, tuple(args.date), backfill, args.parallelism,
+        args.cluster_id or "",
+    )  # fmt: skip
+    return lambda spark: run_deploy(spark, config, deploy)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -187,6 +238,8 @@ def _command(
 ) -> tuple[Callable[[SparkSession | None], Result], dict[str, str] | None]:
     """The command's run function (given the session, or None when it needs none) and the extra
     session settings it needs. Every flag is checked here, before any session starts."""
+    if args.command in ("deploy", "catalog"):
+        return _cloud_command(args, config), None
     # Imported here: a usage error or `--help` must not wait for (or need) PySpark.
     from shipments.batch.backfill import BackfillRequest, run_backfill
     from shipments.batch.daily import DailyRequest, run_daily
@@ -218,6 +271,10 @@ def _command(
     if args.command == "status":
         status = StatusRequest(args.shipment_id)
         return (lambda spark: run_status(spark, config, status)), ({} if needs_spark(config) else None)
+    if args.command == "scheduled":
+        _require_local_folder(config.raw, "raw folder")
+        scheduled = DailyRequest(args.time.astimezone(dt.UTC).date() - dt.timedelta(days=1))
+        return (lambda spark: run_daily(_session(spark), config, scheduled)), {}
     raise ConfigError(f"unknown command {args.command!r}")
 
 

@@ -163,6 +163,64 @@ class StreamConfig:
             raise ConfigError("config section 'stream.dynamodb' must be a mapping")
 
 
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SCHEDULE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployConfig:
+    """Where ``shipments deploy`` puts the artifacts and what it creates (no credentials: the
+    deploy role's come from the environment). Empty role ARNs fail the targets that need them."""
+
+    region: str = ""
+    artifacts: str = ""  # s3://bucket/prefix: written only by the deploy role, read by job roles
+    logs: str = ""  # s3://bucket/prefix for EMR / EMR Serverless logs, outside the artifacts prefix
+    emr_cluster_name: str = "shipments"
+    emr_release: str = "emr-7.12.0"
+    emr_serverless_application: str = "shipments"
+    emr_serverless_role: str = ""
+    glue_role: str = ""
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 4
+    scheduler_role: str = ""
+    daily_schedule: str = "cron(30 2 * * ? *)"  # UTC; the run at T processes ship date (T - 1 day)
+    stream_schedule: str = "rate(1 hour)"  # the status stream with --available-now
+    stream_input: str = ""  # event files for the scheduled stream (default <raw>/events)
+    # DynamoDB table of Delta's S3DynamoDBLogStore: required before two drivers write one table
+    delta_log_table: str = ""
+    catalog_database: str = "shipments"
+
+    def __post_init__(self) -> None:
+        if self.region and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", self.region):
+            raise ConfigError(f"deploy.region must be an AWS region like eu-west-1, got {self.region!r}")
+        for name in ("artifacts", "logs"):
+            value = getattr(self, name)
+            if value and not _S3_URI.match(value):
+                raise ConfigError(f"deploy.{name} must be an s3://bucket/prefix URI, got {value!r}")
+        for name in ("emr_serverless_role", "glue_role", "scheduler_role"):
+            value = getattr(self, name)
+            if value and not _ROLE_ARN.match(value):
+                raise ConfigError(f"deploy.{name} must be an IAM role ARN, got {value!r}")
+        for name in ("emr_cluster_name", "emr_serverless_application", "catalog_database", "emr_release"):
+            if not _NAME.match(str(getattr(self, name))):
+                raise ConfigError(f"deploy.{name} must be 1-64 of A-Z a-z 0-9 _ . -, got {getattr(self, name)!r}")
+        if self.delta_log_table and not re.fullmatch(r"[a-zA-Z0-9_.-]{3,255}", self.delta_log_table):
+            raise ConfigError(f"deploy.delta_log_table must be a DynamoDB table name, got {self.delta_log_table!r}")
+        for name in ("daily_schedule", "stream_schedule"):
+            if not _SCHEDULE.match(str(getattr(self, name))):
+                raise ConfigError(
+                    f"deploy.{name} must be cron(...) or rate(N minutes|hours|days), got {getattr(self, name)!r}"
+                )
+        if not isinstance(self.glue_workers, int) or isinstance(self.glue_workers, bool) or self.glue_workers < 2:
+            raise ConfigError(f"deploy.glue_workers must be a whole number of at least 2, got {self.glue_workers!r}")
+        if not re.fullmatch(r"G\.(1|2|4|8)X|G\.025X", self.glue_worker_type):
+            raise ConfigError(
+                f"deploy.glue_worker_type must be G.1X, G.2X, G.4X or G.8X, got {self.glue_worker_type!r}"
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a command needs to know about its environment."""
@@ -172,6 +230,7 @@ class Config:
     spark: SparkConfig
     daily: DailyConfig = dataclasses.field(default_factory=DailyConfig)
     stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
+    deploy: DeployConfig = dataclasses.field(default_factory=DeployConfig)
 
     def __post_init__(self) -> None:
         for name in ("raw", "lake"):
@@ -287,7 +346,7 @@ def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: s
     """
     config_path = Path(path).expanduser().resolve()
     data = _read_yaml(config_path)
-    unknown = sorted(set(data) - {"paths", "spark", "daily", "stream"})
+    unknown = sorted(set(data) - {"paths", "spark", "daily", "stream", "deploy"})
     if unknown:
         raise ConfigError(f"unknown top-level key(s) in config {config_path}: {', '.join(unknown)}")
     spark_data = dict(data.get("spark") or {})
@@ -299,4 +358,5 @@ def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: s
         spark=_section({"spark": spark_data}, "spark", SparkConfig),
         daily=_section(data, "daily", DailyConfig),
         stream=_section(data, "stream", StreamConfig),
+        deploy=_section(data, "deploy", DeployConfig),
     )
