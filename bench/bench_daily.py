@@ -35,9 +35,10 @@ from pyspark.sql import functions as F
 from bench.common import config, load_average, median, repeats, scale, spark_session, table, timed
 from shipments.batch import daily, ledger
 from shipments.batch.daily import DailyRequest, DailyResult, run_daily
-from shipments.batch.plan import ingest_dates
+from shipments.batch.plan import ingest_dates, raw_layout
 from shipments.devtools.generate import generate_raw_zone
-from shipments.model.shipments import MAX_WEIGHT_KG, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA, SHIPMENT_STATUSES
+from shipments.model.fields import RAW_SHIPMENT_FIELDS
+from shipments.model.shipments import MAX_WEIGHT_KG, RAW_SHIPMENT_SCHEMA, SHIPMENT_STATUSES
 from shipments.storage import delta
 from shipments.storage import raw as raw_zone
 
@@ -110,7 +111,10 @@ def _raw_zone(folder: Path, shipments_per_day: int) -> tuple[Path, dict[str, Any
 
 
 def _files(spark: SparkSession, raw: Path) -> list[raw_zone.RawFile]:
-    return raw_zone.list_raw_files(spark, str(raw), ingest_dates(RUN_DATE, 1), "json")
+    settings = config(raw, raw)
+    return raw_zone.list_raw_files(
+        spark, str(raw), ingest_dates(RUN_DATE, settings), raw_layout(settings), required=RUN_DATE
+    ).files
 
 
 # --- (a) the daily job ---------------------------------------------------------------------------
@@ -186,7 +190,9 @@ def _duckdb(raw: Path, out: Path) -> dict[str, int]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     files = sorted(
-        str(p) for d in ingest_dates(RUN_DATE, 1) for p in (raw / "shipments" / f"ingest_date={d}").glob("*.json*")
+        str(p)
+        for d in ingest_dates(RUN_DATE, config(raw, raw))
+        for p in (raw / "shipments" / f"ingest_date={d}").glob("*.json*")
     )
     con = duckdb.connect()
     try:

@@ -63,6 +63,24 @@ def _number(value: object) -> Decimal | None:
     return number
 
 
+def _text(value: object) -> str | None:
+    """A field as a string, the way a JSON reader into a string column gives it."""
+    return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def version_key(record: dict) -> tuple:
+    """How two versions of a shipment compare (the greater wins): updated_at first, as the
+    contract says; on a tie, the job's documented rule (README: the remaining fields in order
+    created_at, status, customer_id, origin_region, destination_region, weight_kg, charge_usd),
+    where a missing value is the smallest."""
+
+    def part(value: object) -> tuple:
+        return (0,) if value is None else (1, value)
+
+    fields = ("updated_at", "created_at", "status", "customer_id", "origin_region", "destination_region")
+    return (*(part(record[f]) for f in fields), part(float(record["weight_kg"])), part(record["charge_usd"]))
+
+
 def classify(line: str) -> tuple[str | None, dict | None]:
     """(reason, parsed record): reason None for a valid line."""
     try:
@@ -86,7 +104,7 @@ def classify(line: str) -> tuple[str | None, dict | None]:
         return "bad_number:charge_usd", None
     if not weight.is_finite() or weight < 0 or weight > 100000:
         return "out_of_range:weight_kg", None
-    if charge < 0:
+    if charge < 0 or charge >= Decimal("1e16"):  # decimal(18,2) holds 16 digits before the point
         return "out_of_range:charge_usd", None
     if charge != charge.quantize(Decimal("0.01")):
         return "bad_precision:charge_usd", None
@@ -99,6 +117,8 @@ def classify(line: str) -> tuple[str | None, dict | None]:
         "created_at": created,
         "updated_at": updated,
         "status": status,
+        "origin_region": _text(record.get("origin_region")),
+        "destination_region": _text(record.get("destination_region")),
         "weight_kg": weight,
         "charge_usd": charge,
         "ship_date": created.date(),
@@ -106,8 +126,9 @@ def classify(line: str) -> tuple[str | None, dict | None]:
 
 
 def customers(raw: Path) -> dict[str, tuple[str, str, str]]:
-    """customer_id -> (name, segment, region); for a duplicated id the smallest such tuple."""
-    chosen: dict[str, tuple[str, str, str]] = {}
+    """customer_id -> (name, segment, region); for a duplicated id the row with the most
+    non-blank attributes, then the smallest such tuple."""
+    ranked: dict[str, tuple[int, tuple[str, ...]]] = {}
     for path in sorted((raw / "customers").glob("*.csv")):
         with path.open(newline="") as handle:
             for row in csv.DictReader(handle):
@@ -115,15 +136,16 @@ def customers(raw: Path) -> dict[str, tuple[str, str, str]]:
                 if not cid:
                     continue
                 attrs = tuple((row[k] or "").strip() for k in ("customer_name", "segment", "region"))
-                chosen[cid] = min(chosen.get(cid, attrs), attrs)  # type: ignore[assignment]
-    return chosen
+                ranked[cid] = min(ranked.get(cid, (3, attrs)), (sum(not a for a in attrs), attrs))
+    return {cid: attrs for cid, (_, attrs) in ranked.items()}  # type: ignore[misc]
 
 
-def expected_run(raw: Path, run_date: dt.date, lookback_days: int = 1) -> dict:
-    """What the daily job for ``run_date`` must produce: totals, quarantine and counts."""
+def expected_run(raw: Path, run_date: dt.date, lookback_days: int = 1, lookbehind_days: int = 1) -> dict:
+    """What the daily job for ``run_date`` must produce: totals, quarantine and counts. It reads
+    the ingest dates D-lookbehind .. D+lookback (contract section 2)."""
     lines = [
         (ingest, name, line)
-        for i in range(lookback_days + 1)
+        for i in range(-lookbehind_days, lookback_days + 1)
         for ingest in [run_date + dt.timedelta(days=i)]
         for name, line in read_lines(raw, ingest)
     ]
@@ -141,7 +163,7 @@ def expected_run(raw: Path, run_date: dt.date, lookback_days: int = 1) -> dict:
     latest: dict[str, dict] = {}
     for record in valid:
         best = latest.get(record["shipment_id"])
-        if best is None or record["updated_at"] > best["updated_at"]:
+        if best is None or version_key(record) > version_key(best):
             latest[record["shipment_id"]] = record
     dimension = customers(raw)
     totals: dict[tuple, dict] = defaultdict(

@@ -273,10 +273,10 @@ def test_repeating_a_finished_backfill_writes_nothing(
 def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
     spark: SparkSession, raw: Path, sequential: dict[str, list[tuple]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # ingest_date=11-04 is read by the runs of 11-04 and, as its lookback, 11-03.
+    # ingest_date=11-04 is read by the runs of 11-04, 11-03 (its lookback) and 11-05 (its lookbehind).
     zone = raw.parent / "raw-corrupt"
     shutil.copytree(raw / "customers", zone / "customers")
-    for day in date_range(dt.date(2026, 11, 2), dt.date(2026, 11, 6)):
+    for day in date_range(dt.date(2026, 11, 1), dt.date(2026, 11, 7)):
         shutil.copytree(raw / "shipments" / f"ingest_date={day}", zone / "shipments" / f"ingest_date={day}")
     corrupt = zone / "shipments" / "ingest_date=2026-11-04" / "part-00001.jsonl.gz"
     data = corrupt.read_bytes()
@@ -295,7 +295,7 @@ def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
             "--start",
             "2026-11-02",
             "--end",
-            "2026-11-05",
+            "2026-11-06",
             "--parallelism",
             "2",
         ]
@@ -304,16 +304,17 @@ def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
 
     assert code != 0
     lines = {line.split()[0]: line for line in out.splitlines() if line[:4] == "2026"}
-    assert [d for d, line in sorted(lines.items()) if line.split()[1] == FAILED] == ["2026-11-03", "2026-11-04"]
-    for day in ("2026-11-03", "2026-11-04"):
+    broken = ["2026-11-03", "2026-11-04", "2026-11-05"]
+    assert [d for d, line in sorted(lines.items()) if line.split()[1] == FAILED] == broken
+    for day in broken:
         assert str(corrupt) in lines[day] and "corrupt input file" in lines[day]
-    good = [dt.date(2026, 11, 2), dt.date(2026, 11, 5)]
+    good = [dt.date(2026, 11, 2), dt.date(2026, 11, 6)]
     ours = _rows(spark, lake, good)
     assert ours["totals"] == [r for r in sequential["totals"] if r[0] in good]
     assert ours["quarantine"] == [r for r in sequential["quarantine"] if r[0] in good]
-    assert _rows(spark, lake, [dt.date(2026, 11, 3), dt.date(2026, 11, 4)]) == {"totals": [], "quarantine": []}
+    assert _rows(spark, lake, [dt.date.fromisoformat(d) for d in broken]) == {"totals": [], "quarantine": []}
     failed = [r for r in _ledger(spark, lake) if r.status == FAILED]
-    assert sorted(str(r.run_date) for r in failed) == ["2026-11-03", "2026-11-04"]
+    assert sorted(str(r.run_date) for r in failed) == broken
     assert all(str(corrupt) in r.error for r in failed)
 
 
@@ -384,7 +385,8 @@ def test_changed_input_reruns_only_the_dates_that_read_it(
     spark: SparkSession, raw: Path, parallel_lake: Path, sequential: dict[str, list[tuple]]
 ) -> None:
     # Runs last in this module: it edits the shared raw zone. A new shipment for 11-05 lands on
-    # 11-05; that folder is the input of 11-05 and the lookback of 11-04, and of no other date.
+    # 11-05; that folder is the input of 11-05, the lookback of 11-04 and the lookbehind of 11-06,
+    # and of no other date.
     day = dt.date(2026, 11, 5)
     landed = raw / "shipments" / f"ingest_date={day}" / "part-00000.jsonl"
     with landed.open("a") as handle:
@@ -394,13 +396,14 @@ def test_changed_input_reruns_only_the_dates_that_read_it(
         )
     config = _config(raw, parallel_lake)
     plans = plan_backfill(spark, config, START, END)
-    assert [p.run_date for p in plans if p.action == "RUN"] == [dt.date(2026, 11, 4), day]
+    readers = [dt.date(2026, 11, 4), day, dt.date(2026, 11, 6)]
+    assert [p.run_date for p in plans if p.action == "RUN"] == readers
     assert all("input changed" in p.reason for p in plans if p.action == "RUN")
 
     result = run_backfill(spark, config, BackfillRequest(START, END, parallelism=4))
 
-    assert {o.run_date for o in result.outcomes if o.status == SUCCEEDED} == {dt.date(2026, 11, 4), day}
-    assert result.count(SKIPPED) == 8
+    assert {o.run_date for o in result.outcomes if o.status == SUCCEEDED} == set(readers)
+    assert result.count(SKIPPED) == 7
     after = _rows(spark, parallel_lake, DAYS)
     untouched = [d for d in DAYS if d != day]
     assert [r for r in after["totals"] if r[0] in untouched] == [r for r in sequential["totals"] if r[0] in untouched]

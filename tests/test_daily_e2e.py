@@ -125,7 +125,8 @@ def test_pipeline_runs_conserve_every_record(spark: SparkSession, zone: dict[str
         .collect()[0]
         .version
     )
-    assert row.input_files == 4 and row.input_fingerprint and row.ended_at >= row.started_at
+    # D-1, D and D+1 (lookbehind and lookback 1), two files each
+    assert row.input_files == 6 and row.input_fingerprint and row.ended_at >= row.started_at
 
 
 def _partition_files(spark: SparkSession, lake: Path, day: dt.date) -> set[str]:

@@ -22,8 +22,8 @@ def _touch_later(path: Path) -> None:
 
 def test_fingerprint_follows_raw_files_customers_and_settings(spark: SparkSession, config: Config, raw: Path) -> None:
     generate_raw_zone(raw, dt.date(2026, 11, 1), 4, shipments_per_day=20, customers=5, seed=1)
-    files, first = daily_inputs(spark, config, DAY)
-    assert {f.ingest_date for f in files} == {DAY, DAY + dt.timedelta(days=1)}
+    listing, first = daily_inputs(spark, config, DAY)
+    assert {f.ingest_date for f in listing.files} == {DAY - dt.timedelta(days=1), DAY, DAY + dt.timedelta(days=1)}
     assert daily_inputs(spark, config, DAY)[1] == first  # stable
 
     _touch_later(raw / "customers" / "customers.csv")  # a corrected dimension re-runs the day

@@ -14,7 +14,8 @@ from pyspark.sql import types as T
 from shipments.transforms.aggregate import to_daily_totals
 from shipments.transforms.dedup import to_latest_versions
 from shipments.transforms.enrich import to_customer_dimension, with_customer
-from shipments.transforms.validate import filter_rejected_lines, parse_json_lines, to_valid_shipments, with_validation
+from shipments.transforms.parse import parse_json_lines
+from shipments.transforms.validate import filter_rejected_lines, to_valid_shipments, with_validation
 
 GOOD = (
     '{"shipment_id":"S1","customer_id":"C1","created_at":"2026-11-02T23:30:00-05:00",'
@@ -149,13 +150,26 @@ VERSION_SCHEMA = T.StructType(
         T.StructField("weight_kg", T.DoubleType()),
         T.StructField("charge_usd", T.DecimalType(18, 2)),
         T.StructField("ship_date", T.DateType()),
+        T.StructField("deleted", T.BooleanType()),
     ]
 )
 T0 = dt.datetime(2026, 11, 2, 10, 0)
 
 
 def _version(sid: str, minutes: int, status: str, charge: str = "10.00", customer: str = "C1") -> tuple:
-    return (sid, customer, T0, T0 + dt.timedelta(minutes=minutes), status, "EU", "NA", 1.0, Decimal(charge), T0.date())
+    return (
+        sid,
+        customer,
+        T0,
+        T0 + dt.timedelta(minutes=minutes),
+        status,
+        "EU",
+        "NA",
+        1.0,
+        Decimal(charge),
+        T0.date(),
+        False,
+    )
 
 
 def test_latest_version_wins_whatever_the_order(spark: SparkSession) -> None:

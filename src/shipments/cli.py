@@ -8,6 +8,7 @@ traceback is printed only with ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -28,6 +29,7 @@ from shipments.errors import (
     ShipmentsError,
     describe,
 )
+from shipments.model.layouts import LAYOUTS
 from shipments.redaction import install_log_redaction, redact
 
 if TYPE_CHECKING:
@@ -147,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--events-per-day", type=_non_negative_int, default=None, help="status events (default: 2 per shipment)"
     )
+    for sub in (daily, backfill, reconcile, generate):
+        sub.add_argument(
+            "--layout", choices=LAYOUTS, help="how <raw>/shipments/ is laid out (default: daily.layout in the config)"
+        )
     _add_cloud_commands(command)
     return parser
 
@@ -191,7 +197,10 @@ def _cloud_command(args: argparse.Namespace, config: Config) -> Callable[[SparkS
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.conf, raw=args.raw, lake=args.lake)
+    config = load_config(args.conf, raw=args.raw, lake=args.lake)
+    if getattr(args, "layout", None):
+        config = dataclasses.replace(config, daily=dataclasses.replace(config.daily, layout=args.layout))
+    return config
 
 
 def _require_local_folder(path: str, what: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from shipments.errors import ConfigError
+from shipments.model.layouts import DMS_DATE_FOLDERS, LAYOUTS
 
 PLATFORMS = ("local", "emr", "glue")
 RAW_FORMATS = ("json", "csv")
@@ -87,16 +89,40 @@ class SparkConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DailyConfig:
-    """The daily batch job."""
+    """The daily batch job. The run for D reads ingest dates D-lookbehind .. D+lookback."""
 
     lookback_days: int = 1
+    lookbehind_days: int = 1
+    # How <raw>/shipments/ is laid out (contract 1.4): default, dms-csv, dms-parquet, firehose.
+    layout: str = "default"
+    # The default layout's file format: json (JSON lines) or csv (with a header row).
     raw_format: str = "json"
+    # DMS's DatePartitionSequence (date folders of the dms-* layouts).
+    dms_date_folder: str = "YYYY/MM/DD"
+    # The zone DMS timestamps (written without an offset, as the database holds them) are in.
+    source_timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.lookback_days, int) or not 0 <= self.lookback_days <= 31:
-            raise ConfigError(f"daily.lookback_days must be a whole number from 0 to 31, got {self.lookback_days!r}")
+        for name in ("lookback_days", "lookbehind_days"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 31:
+                raise ConfigError(f"daily.{name} must be a whole number from 0 to 31, got {value!r}")
         if self.raw_format not in RAW_FORMATS:
             raise ConfigError(f"daily.raw_format must be one of {', '.join(RAW_FORMATS)}, got {self.raw_format!r}")
+        _one_of("daily.layout", self.layout, LAYOUTS)
+        _one_of("daily.dms_date_folder", self.dms_date_folder, tuple(DMS_DATE_FOLDERS))
+        try:
+            zoneinfo.ZoneInfo(self.source_timezone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ConfigError(
+                "daily.source_timezone must be an IANA zone name such as UTC or Europe/Berlin, "
+                f"got {self.source_timezone!r}"
+            ) from None
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)

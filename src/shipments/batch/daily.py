@@ -16,13 +16,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
-from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates
+from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import EXIT_OK, DataQualityError
 from shipments.model.tables import BATCH_TABLES, DAILY_TOTALS, DAILY_TOTALS_SCHEMA, QUARANTINE
 from shipments.storage import delta, raw
-from shipments.storage.raw import RawFile
-from shipments.transforms.quarantine import to_quarantine_rows
+from shipments.storage.raw import RawListing, RejectedFile
+from shipments.transforms.quarantine import to_quarantine_rows, to_quarantined_files
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,16 @@ class DailyRequest:
 
 @dataclasses.dataclass(frozen=True)
 class DailyCounts:
-    """Where every line read ended up. ``read == kept + other_dates + duplicates + quarantined``."""
+    """Where every record read ended up:
+    ``read == kept + other_dates + duplicates + quarantined + deleted`` (deleted: shipments
+    whose latest version is a DMS delete)."""
 
     read: int
     kept: int
     other_dates: int
     duplicates: int
     quarantined: int
+    deleted: int
     unknown_customers: int
     unknown_customer_rows: int
     dimension_duplicates: int
@@ -51,7 +54,7 @@ class DailyCounts:
 
     @property
     def conserved(self) -> bool:
-        return self.read == self.kept + self.other_dates + self.duplicates + self.quarantined
+        return self.read == self.kept + self.other_dates + self.duplicates + self.quarantined + self.deleted
 
     def ledger_values(self) -> dict[str, int]:
         """The counts under their ``pipeline_runs`` column names."""
@@ -59,6 +62,7 @@ class DailyCounts:
             "rows_read": self.read,
             "rows_duplicates": self.duplicates,
             "rows_quarantined": self.quarantined,
+            "rows_deleted": self.deleted,
             "rows_other_dates": self.other_dates,
             "rows_kept": self.kept,
             "unknown_customers": self.unknown_customers,
@@ -75,6 +79,7 @@ class DailyResult:
     counts: DailyCounts
     table_version: int
     input_files: int
+    rejected_files: tuple[str, ...]
     seconds: float
     exit_code: int = EXIT_OK
 
@@ -82,28 +87,37 @@ class DailyResult:
         c = self.counts
         return (
             f"daily {self.run_date}: {c.rows_written} customer rows written (table version {self.table_version}); "
-            f"lines read {c.read} = kept {c.kept} + other dates {c.other_dates} + duplicates {c.duplicates} "
-            f"+ quarantined {c.quarantined}; unknown customers {c.unknown_customers} "
-            f"({c.unknown_customer_rows} shipments); files {self.input_files}; {self.seconds:.1f}s; run {self.run_id}"
+            f"records read {c.read} = kept {c.kept} + other dates {c.other_dates} + duplicates {c.duplicates} "
+            f"+ quarantined {c.quarantined} + deleted {c.deleted}; unknown customers {c.unknown_customers} "
+            f"({c.unknown_customer_rows} shipments); files {self.input_files}{self._rejected()}; "
+            f"{self.seconds:.1f}s; run {self.run_id}"
         )
 
+    def _rejected(self) -> str:
+        if not self.rejected_files:
+            return ""
+        names = ", ".join(self.rejected_files[:3]) + (", ..." if len(self.rejected_files) > 3 else "")
+        return f" ({len(self.rejected_files)} not data, quarantined: {names})"
 
-def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tuple[list[RawFile], str]:
-    """The raw files the job for ``run_date`` reads, and the fingerprint of its whole input.
 
-    The fingerprint covers every raw file and customer file (path, size, modification time)
-    and the settings that shape what is read, so a backfill can tell whether a rerun would
-    read anything different.
+def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tuple[RawListing, str]:
+    """What the job for ``run_date`` reads (and rejects), and the fingerprint of its whole input.
+
+    The fingerprint covers every raw file (path, size, modification time, content checksum),
+    every rejected file, every customer file, and the settings that shape what is read, so a
+    backfill can tell whether a rerun would read anything different.
 
     Raises:
         InputError: the day's raw folder or the customer dimension is missing.
     """
-    files = raw.list_raw_files(
-        spark, config.raw, ingest_dates(run_date, config.daily.lookback_days), config.daily.raw_format
+    listing = raw.list_raw_files(
+        spark, config.raw, ingest_dates(run_date, config), raw_layout(config), required=run_date
     )
     customer_files = raw.list_customer_files(spark, config.raw)
-    fingerprint = input_fingerprint(files, config.daily.lookback_days, config.daily.raw_format, *customer_files)
-    return files, fingerprint
+    daily = config.daily
+    settings = (daily.lookbehind_days, daily.lookback_days, daily.layout, daily.raw_format, daily.dms_date_folder)
+    fingerprint = input_fingerprint(listing.files, *settings, daily.source_timezone, *listing.rejected, *customer_files)
+    return listing, fingerprint
 
 
 def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> DailyResult:
@@ -120,7 +134,8 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
     """
     run_date = request.run_date
     record = RunRecord(run_id=request.run_id or new_run_id("daily", run_date), job="daily", run_date=run_date)
-    files, fingerprint = daily_inputs(spark, config, run_date)
+    listing, fingerprint = daily_inputs(spark, config, run_date)
+    files = listing.files
     record.update(input_fingerprint=fingerprint, input_files=len(files), input_bytes=sum(f.size for f in files))
     customers = raw.read_customers(spark, config.raw)
     delta.ensure_tables(spark, config, BATCH_TABLES)
@@ -130,7 +145,8 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
                 counts = _count(plan, run_date)
                 record.update(**counts.ledger_values())
                 _warn(counts, run_date)
-                record.table_version = _publish(spark, config, plan, run_date, record)
+                rejected = [f for f in listing.rejected if f.ingest_date == run_date]
+                record.table_version = _publish(spark, config, plan, run_date, record, rejected)
         except Exception as exc:
             # Spark's error for a truncated .gz does not name the file: find it and say so.
             unreadable = raw.unreadable_input_error(spark, files, exc)
@@ -143,20 +159,32 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
         counts=counts,
         table_version=record.table_version,
         input_files=len(files),
+        rejected_files=tuple(f.path.rsplit("/", 1)[-1] for f in listing.rejected if f.ingest_date == run_date),
         seconds=(utc_now() - record.started_at).total_seconds(),
     )
     log.info(result.summary())
     return result
 
 
-def _publish(spark: SparkSession, config: Config, plan: DailyPlan, run_date: dt.date, record: RunRecord) -> int:
-    """Replace D's totals, then D's quarantine; returns the totals' commit version."""
+def _publish(
+    spark: SparkSession,
+    config: Config,
+    plan: DailyPlan,
+    run_date: dt.date,
+    record: RunRecord,
+    rejected: list[RejectedFile],
+) -> int:
+    """Replace D's totals, then D's quarantine (rejected lines and files landed on D); returns
+    the totals' commit version."""
     if plan.totals is None:
         raise ValueError("the daily plan was built without customers")
     day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
     delta.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=record.run_id)
     version = delta.committed_version(spark, DAILY_TOTALS.path(config), record.run_id)
     quarantine = to_quarantine_rows(plan.validated, run_date, record.run_id, record.started_at)
+    if rejected:
+        files = spark.createDataFrame([(f.path, f.reason) for f in rejected], "source_file string, reason string")
+        quarantine = quarantine.unionByName(to_quarantined_files(files, run_date, record.run_id, record.started_at))
     delta.replace_partition(quarantine, QUARANTINE.path(config), "ingest_date", run_date, run_id=record.run_id)
     return version
 
@@ -187,7 +215,10 @@ def _count(plan: DailyPlan, run_date: dt.date) -> DailyCounts:
         raise ValueError("the daily plan was built without customers")
     on_day = F.col("ship_date") == F.lit(run_date)
     lines = plan.validated.agg(F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")).collect()[0]
-    latest_count = plan.latest.count()
+    latest = plan.latest.agg(
+        F.count(F.lit(1)).alias("shipments"), F.count(F.when(F.col("deleted"), True)).alias("deleted")
+    )
+    latest_counts = latest.collect()[0]
     sums = plan.totals.agg(
         F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
         F.coalesce(F.sum(F.when(~on_day, F.col("shipment_count"))), F.lit(0)).alias("other_dates"),
@@ -205,8 +236,9 @@ def _count(plan: DailyPlan, run_date: dt.date) -> DailyCounts:
         read=lines["read"],
         kept=sums["kept"],
         other_dates=sums["other_dates"],
-        duplicates=valid - latest_count,
+        duplicates=valid - latest_counts["shipments"],
         quarantined=lines["quarantined"],
+        deleted=latest_counts["deleted"],
         unknown_customers=sums["unknown_customers"],
         unknown_customer_rows=sums["unknown_rows"],
         dimension_duplicates=dimension_duplicates,
@@ -220,6 +252,7 @@ def _count(plan: DailyPlan, run_date: dt.date) -> DailyCounts:
         raise DataQualityError(
             f"records do not conserve for {run_date}: read {counts.read} != kept {counts.kept} + other dates "
             f"{counts.other_dates} + duplicates {counts.duplicates} + quarantined {counts.quarantined} "
+            f"+ deleted {counts.deleted} "
             f"(the customer join gained or lost rows); nothing was written"
         )
     return counts

@@ -34,13 +34,14 @@ def new_run_id(job: str, run_date: dt.date | None = None) -> str:
 
 
 def input_fingerprint(files: Iterable[RawFile], *settings: object) -> str:
-    """A digest of a run's input (paths, sizes, modification times) and the settings that shape
-    what is read from it, so a rerun can tell whether anything changed."""
+    """A digest of a run's input (paths, sizes, modification times, content checksums) and the
+    settings that shape what is read from it, so a rerun can tell whether anything changed, also
+    a same-size correction landed with its modification time preserved."""
     digest = hashlib.sha256()
     for item in settings:
         digest.update(f"{item}\n".encode())
     for f in sorted(files):
-        digest.update(f"{f.path}\t{f.size}\t{f.modified_ms}\n".encode())
+        digest.update(f"{f.path}\t{f.size}\t{f.modified_ms}\t{f.checksum}\n".encode())
     return digest.hexdigest()
 
 
@@ -57,6 +58,7 @@ class RunRecord:
     rows_read: int | None = None
     rows_duplicates: int | None = None
     rows_quarantined: int | None = None
+    rows_deleted: int | None = None
     rows_other_dates: int | None = None
     rows_kept: int | None = None
     unknown_customers: int | None = None
@@ -87,7 +89,8 @@ def record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:
         record.ended_at = utc_now()
     frame = spark.createDataFrame([record.as_row()], PIPELINE_RUNS_SCHEMA)
     delta.ensure_table(spark, config, PIPELINE_RUNS)
-    delta.append_rows(frame, PIPELINE_RUNS.path(config))
+    # The ledger gains columns over releases (rows_deleted): add them to an older ledger.
+    delta.append_rows(frame, PIPELINE_RUNS.path(config), add_columns=True)
 
 
 @contextlib.contextmanager

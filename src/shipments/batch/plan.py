@@ -1,4 +1,5 @@
-"""The daily plan: raw files -> validated lines -> latest versions -> (with customers) totals.
+"""The daily plan: raw files -> parsed records -> validated -> latest versions -> (with
+customers) totals.
 
 One function builds it, with its caching policy, for the daily job and for reconcile alike.
 """
@@ -8,30 +9,77 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from shipments.config import Config
+from shipments.model.layouts import (
+    CSV_NO_HEADER,
+    CSV_WITH_HEADER,
+    DMS_CSV,
+    DMS_PARQUET,
+    JSON_LINES,
+    JSON_RECORDS,
+    PARQUET,
+    Layout,
+    layout,
+)
 from shipments.storage import raw
 from shipments.storage.raw import RawFile
 from shipments.transforms.aggregate import to_daily_totals
-from shipments.transforms.dedup import to_latest_versions
+from shipments.transforms.dedup import filter_live, to_latest_versions
 from shipments.transforms.enrich import to_customer_dimension, with_customer
-from shipments.transforms.validate import parse_csv_rows, parse_json_lines, to_valid_shipments, with_validation
+from shipments.transforms.parse import (
+    PARSED_COLUMNS,
+    parse_csv_rows,
+    parse_json_lines,
+    parse_parquet_rows,
+    to_json_records,
+    with_source_zone,
+)
+from shipments.transforms.validate import to_valid_shipments, with_validation
 
 
-def ingest_dates(run_date: dt.date, lookback_days: int) -> list[dt.date]:
-    """The ingest partitions the job for ``run_date`` reads: D .. D+lookback."""
-    return [run_date + dt.timedelta(days=i) for i in range(lookback_days + 1)]
+def ingest_dates(run_date: dt.date, config: Config) -> list[dt.date]:
+    """The ingest partitions the job for ``run_date`` reads: D-lookbehind .. D+lookback.
+
+    D+lookback catches shipments that land late; D-lookbehind the early ones (a producer clock a
+    little ahead, or folders cut by a local date, put some of D's shipments in D-1's folder).
+    """
+    first = -config.daily.lookbehind_days
+    return [run_date + dt.timedelta(days=i) for i in range(first, config.daily.lookback_days + 1)]
 
 
-def read_shipment_lines(spark: SparkSession, config: Config, files: Sequence[RawFile]) -> DataFrame:
-    """The raw files as parsed lines (``parse_json_lines``'s columns), JSON or CSV per config."""
-    if config.daily.raw_format == "csv":
-        return raw.read_raw_csv(spark, files).transform(parse_csv_rows)
-    return raw.read_raw_lines(spark, files).transform(parse_json_lines)
+def raw_layout(config: Config) -> Layout:
+    """The layout of ``<raw>/shipments/`` the config (or ``--layout``) names."""
+    daily = config.daily
+    return layout(daily.layout, raw_format=daily.raw_format, dms_date_folder=daily.dms_date_folder)
+
+
+_PARSERS: dict[str, Callable[[DataFrame], DataFrame]] = {
+    JSON_LINES: parse_json_lines,
+    JSON_RECORDS: lambda files: files.transform(to_json_records).transform(parse_json_lines),
+    CSV_WITH_HEADER: parse_csv_rows,
+    CSV_NO_HEADER: parse_csv_rows,
+    PARQUET: parse_parquet_rows,
+}
+
+
+def read_shipment_records(spark: SparkSession, config: Config, files: Sequence[RawFile]) -> DataFrame:
+    """The raw files as parsed records (``PARSED_COLUMNS``), whatever their layout and format."""
+    chosen = raw_layout(config)
+    frames = []
+    for kind in chosen.kinds:
+        of_kind = [f for f in files if f.kind == kind.name]
+        if of_kind:
+            frames.append(raw.read_raw_files(spark, of_kind, kind).transform(_PARSERS[kind.format]))
+    parsed = functools.reduce(DataFrame.unionByName, frames).select(*PARSED_COLUMNS)
+    if chosen.name in (DMS_CSV, DMS_PARQUET):
+        parsed = parsed.transform(with_source_zone, config.daily.source_timezone)
+    return parsed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +87,8 @@ class DailyPlan:
     """The cached stages of one day's computation.
 
     ``validated``: every line read, with its ``reason`` (``VALIDATED_COLUMNS``);
-    ``latest``: the latest valid version of each shipment; ``customers``: the deduplicated
+    ``latest``: the latest valid version of each shipment (a DMS delete included, ``deleted``
+    true; totals leave it out); ``customers``: the deduplicated
     dimension with ``copies``, and ``totals``: daily totals for every ship date seen (with
     ``customer_known``) — both None when the plan was built without customers.
     """
@@ -71,12 +120,12 @@ def daily_plan(
         return frame
 
     try:
-        validated = keep(read_shipment_lines(spark, config, files).transform(with_validation))
+        validated = keep(read_shipment_records(spark, config, files).transform(with_validation))
         latest = keep(validated.transform(to_valid_shipments).transform(to_latest_versions))
         dimension = totals = None
         if customers is not None:
             dimension = keep(customers.transform(to_customer_dimension))
-            totals = keep(latest.transform(with_customer, dimension).transform(to_daily_totals))
+            totals = keep(latest.transform(filter_live).transform(with_customer, dimension).transform(to_daily_totals))
         yield DailyPlan(validated, latest, dimension, totals)
     finally:
         for frame in reversed(cached):

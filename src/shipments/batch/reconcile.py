@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch.ledger import SUCCEEDED, last_runs
-from shipments.batch.plan import daily_plan, ingest_dates
+from shipments.batch.plan import daily_plan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import EXIT_DISAGREE, EXIT_OK, InputError
 from shipments.model.tables import DAILY_TOTALS, DAILY_TOTALS_SCHEMA
@@ -77,8 +77,8 @@ def run_reconcile(spark: SparkSession, config: Config, request: ReconcileRequest
     """
     run_date = request.run_date
     report = Report(run_date)
-    window = ingest_dates(run_date, config.daily.lookback_days)
-    files = raw.list_raw_files(spark, config.raw, window, config.daily.raw_format)
+    window = ingest_dates(run_date, config)
+    files = raw.list_raw_files(spark, config.raw, window, raw_layout(config), required=run_date).files
     on_day = F.col("ship_date") == F.lit(run_date)
     with daily_plan(spark, config, files, raw.read_customers(spark, config.raw)) as plan:
         if plan.totals is None:
@@ -170,11 +170,12 @@ def _late_beyond_window(
 ) -> None:
     first_late = run_date + dt.timedelta(days=config.daily.lookback_days + 1)
     later = [first_late + dt.timedelta(days=i) for i in range(LATE_HORIZON_DAYS)]
-    landed = [d for d in later if fs.exists(spark, raw.ingest_folder(config.raw, d))]
+    chosen = raw_layout(config)
+    landed = [d for d in later if any(fs.exists(spark, f) for f in raw.day_folders(config.raw, chosen, d)[:1])]
     files: list[RawFile] = []
     for day in landed:
         try:
-            files += raw.list_raw_files(spark, config.raw, [day], config.daily.raw_format)
+            files += raw.list_raw_files(spark, config.raw, [day], chosen, required=day).files
         except InputError:  # a folder without data files: nothing landed there
             continue
     if not files:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
+from shipments.model.fields import RAW_SHIPMENT_FIELDS
+
 SHIPMENT_STATUSES = (
     "CREATED",
     "PICKED_UP",
@@ -21,17 +23,9 @@ CORRUPT_COLUMN = "_corrupt_record"
 
 # Raw shipments are parsed with every field as a string, so that a value of the wrong type
 # ("weight_kg": "heavy") stays visible to validation instead of turning into a silent null.
-RAW_SHIPMENT_FIELDS = (
-    "shipment_id",
-    "customer_id",
-    "created_at",
-    "updated_at",
-    "status",
-    "origin_region",
-    "destination_region",
-    "weight_kg",
-    "charge_usd",
-)
+# Fields a record may lack (every other one is required by the contract).
+OPTIONAL_SHIPMENT_FIELDS = ("status", "origin_region", "destination_region")
+REQUIRED_SHIPMENT_FIELDS = tuple(name for name in RAW_SHIPMENT_FIELDS if name not in OPTIONAL_SHIPMENT_FIELDS)
 RAW_SHIPMENT_SCHEMA = T.StructType(
     [T.StructField(name, T.StringType()) for name in RAW_SHIPMENT_FIELDS]
     + [T.StructField(CORRUPT_COLUMN, T.StringType())]
@@ -50,6 +44,8 @@ SHIPMENT_SCHEMA = T.StructType(
         T.StructField("weight_kg", T.DoubleType(), False),
         T.StructField("charge_usd", CHARGE_TYPE, False),
         T.StructField("ship_date", T.DateType(), False),
+        # A DMS delete: the shipment no longer exists from this version on.
+        T.StructField("deleted", T.BooleanType(), False),
     ]
 )
 

@@ -71,6 +71,8 @@ PIPELINE_RUNS_SCHEMA = T.StructType(
         T.StructField("rows_read", T.LongType()),
         T.StructField("rows_duplicates", T.LongType()),
         T.StructField("rows_quarantined", T.LongType()),
+        # added with the DMS layouts: shipments whose latest version is a delete
+        T.StructField("rows_deleted", T.LongType()),
         T.StructField("rows_other_dates", T.LongType()),
         T.StructField("rows_kept", T.LongType()),
         T.StructField("unknown_customers", T.LongType()),

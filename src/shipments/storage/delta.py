@@ -93,9 +93,13 @@ def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, 
     )
 
 
-def append_rows(frame: DataFrame, path: str) -> None:
-    """Blind append (never conflicts with concurrent writers of other rows)."""
-    frame.write.format("delta").mode("append").save(path)
+def append_rows(frame: DataFrame, path: str, *, add_columns: bool = False) -> None:
+    """Blind append (never conflicts with concurrent writers of other rows). With
+    ``add_columns``, columns the table lacks (a table created by an older release) are added."""
+    writer = frame.write.format("delta").mode("append")
+    if add_columns:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
 
 
 def append_once(frame: DataFrame, path: str, *, app_id: str, version: int, note: str) -> None:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import re
 import uuid
 from typing import Any
 
@@ -93,3 +96,59 @@ def delete(spark: SparkSession, path: str) -> None:
     """Delete a file (not a folder); a missing file is fine."""
     hpath, fs = hadoop_path(spark, path)
     fs.delete(hpath, False)
+
+
+_GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
+
+
+def literal(path: str) -> str:
+    """``path`` with Hadoop's glob characters escaped, so Spark reads the file of that very name.
+
+    Spark treats every path it is given as a glob pattern: a landed ``export[1].jsonl`` would not
+    be found, and a file named ``*.jsonl`` would stand for every file in its folder.
+    """
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
+def read_first_line(spark: SparkSession, path: str) -> str | None:
+    """The first line of a text file (decompressed by its suffix, e.g. ``.gz``), without a UTF-8
+    byte-order mark; None for an empty file."""
+    hpath, filesystem = hadoop_path(spark, path)
+    view = jvm(spark)
+    codec = view.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()
+    ).getCodec(hpath)
+    stream = filesystem.open(hpath)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = view.java.io.BufferedReader(view.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        line = reader.readLine()
+    finally:
+        reader.close()
+    return None if line is None else str(line).removeprefix("\ufeff")
+
+
+# Content digests of local files, by what changes whenever the content does: ``ctime`` moves on
+# every write, and unlike ``mtime`` no tool (cp -p, rsync -t, touch) can put it back.
+_LOCAL_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def content_checksum(spark: SparkSession, path: str) -> str | None:
+    """A checksum of the file's content, from what the file system offers cheaply: its own
+    checksum where it has one (HDFS; S3A's ETag with ``fs.s3a.etag.checksum.enabled``), an MD5
+    of a local file (cached while the file is unchanged), otherwise None."""
+    hpath, filesystem = hadoop_path(spark, path)
+    checksum = filesystem.getFileChecksum(hpath)
+    if checksum is not None:
+        return str(checksum.toString())
+    uri = hpath.toUri()
+    if uri.getScheme() not in (None, "file"):
+        return None
+    local = str(uri.getPath())
+    stat = os.stat(local)
+    key = (local, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    if key not in _LOCAL_DIGESTS:
+        with open(local, "rb") as handle:
+            _LOCAL_DIGESTS[key] = "MD5:" + hashlib.file_digest(handle, "md5").hexdigest()
+    return _LOCAL_DIGESTS[key]

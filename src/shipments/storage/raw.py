@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
 
@@ -13,113 +15,132 @@ from pyspark.sql import functions as F
 
 from shipments.config import join_path
 from shipments.errors import InputError, ShipmentsError
-from shipments.model.shipments import CORRUPT_COLUMN, CUSTOMER_SCHEMA, RAW_SHIPMENT_FIELDS, RAW_SHIPMENT_SCHEMA
-from shipments.storage import fs
+from shipments.model.layouts import CSV_NO_HEADER, CSV_WITH_HEADER, JSON_LINES, JSON_RECORDS, PARQUET, FileKind, Layout
+from shipments.model.shipments import CUSTOMER_FIELDS, REQUIRED_SHIPMENT_FIELDS
+from shipments.storage import csv_files, fs
 
 log = logging.getLogger(__name__)
 
-RAW_SUFFIXES = {
-    "json": (".jsonl", ".json", ".jsonl.gz", ".json.gz"),
-    "csv": (".csv", ".csv.gz"),
-}
-
-
 @dataclasses.dataclass(frozen=True, order=True)
 class RawFile:
-    """One landed file: enough to tell later whether the input of a run has changed."""
+    """One landed data file: enough to read it and to tell later whether a run's input changed."""
 
     path: str
     size: int
     modified_ms: int
     ingest_date: dt.date
+    checksum: str | None = None
+    kind: str = ""  # the layout's FileKind name
 
 
-def ingest_folder(raw: str, ingest_date: dt.date) -> str:
-    return join_path(raw, "shipments", f"ingest_date={ingest_date.isoformat()}")
+@dataclasses.dataclass(frozen=True, order=True)
+class RejectedFile:
+    """A file in a layout's folders that is no data file of that layout, and why."""
+
+    path: str
+    ingest_date: dt.date
+    reason: str
 
 
-def list_raw_files(spark: SparkSession, raw: str, ingest_dates: Sequence[dt.date], raw_format: str) -> list[RawFile]:
-    """List the landed shipment files of the given ingest dates.
+@dataclasses.dataclass(frozen=True)
+class RawListing:
+    """What landed for a run: the data files, and the files rejected with a reason."""
 
-    The first date's folder must exist (it is the day being processed); later dates are the
-    lookback for late arrivals and may not have landed yet. Files whose names start with ``_``
-    or ``.`` (``_SUCCESS``, temporary uploads) are not data; any other file with an unexpected
-    suffix is logged as skipped so nothing disappears unseen.
+    files: list[RawFile]
+    rejected: list[RejectedFile]
+
+
+def day_folders(raw: str, layout: Layout, ingest_date: dt.date) -> list[str]:
+    """The folders (URIs or paths) an ingest date of ``layout`` lands in."""
+    return [join_path(raw, "shipments", folder) for folder in layout.folders(ingest_date)]
+
+
+def list_raw_files(
+    spark: SparkSession, raw: str, ingest_dates: Sequence[dt.date], layout: Layout, *, required: dt.date | None
+) -> RawListing:
+    """List the landed shipment files of the given ingest dates in ``layout``.
+
+    The ``required`` date must hold data (it is the day being processed); the others (the
+    lookbehind and lookback for early and late arrivals) may not have landed. Names starting
+    with ``_`` or ``.`` (``_SUCCESS``, temporary uploads) are markers, not data; any other file
+    that is no data file of the layout is rejected with a reason, never skipped unseen.
 
     Raises:
-        InputError: the raw zone or the first date's folder does not exist, or that folder
-            holds no data file.
+        InputError: the raw zone does not exist, or the required date holds no data file.
     """
     shipments_root = join_path(raw, "shipments")
     if not fs.exists(spark, shipments_root):
         raise InputError(f"raw folder {shipments_root} does not exist: check --raw or paths.raw in the config")
-    suffixes = RAW_SUFFIXES[raw_format]
     files: list[RawFile] = []
-    for position, ingest_date in enumerate(ingest_dates):
-        folder = ingest_folder(raw, ingest_date)
-        if not fs.exists(spark, folder):
-            if position == 0:
-                raise InputError(f"no raw data for ingest_date {ingest_date}: {folder} does not exist")
-            log.info("lookback folder %s has not landed yet", folder)
-            continue
-        for status in fs.list_folder(spark, folder):
-            if not status.is_file or status.name.startswith(("_", ".")):
-                continue
-            if not status.name.endswith(suffixes):
-                log.warning("skipping %s: not a %s file (%s)", status.path, raw_format, ", ".join(suffixes))
-                continue
-            files.append(RawFile(status.path, status.size, status.modified_ms, ingest_date))
-        if position == 0 and not files:
+    rejected: list[RejectedFile] = []
+    for ingest_date in ingest_dates:
+        landed = 0
+        for folder in day_folders(raw, layout, ingest_date):
+            for status in fs.list_folder(spark, folder):
+                if status.name.startswith(("_", ".")):
+                    continue
+                kind = layout.kind_of(status.name) if status.is_file else None
+                if kind is None:
+                    what = "file" if status.is_file else "folder"
+                    reason = f"unrecognized_file:not a {layout.name} data {what}"
+                    rejected.append(RejectedFile(status.path, ingest_date, reason))
+                    continue
+                checksum = fs.content_checksum(spark, status.path)
+                files.append(RawFile(status.path, status.size, status.modified_ms, ingest_date, checksum, kind.name))
+                landed += 1
+        if ingest_date == required and not landed:
             # An empty day would replace a good partition with nothing: refuse instead.
-            raise InputError(f"no {raw_format} files in {folder} ({', '.join(suffixes)})")
-    return sorted(files)
+            where = ", ".join(day_folders(raw, layout, ingest_date)[:1]) + (" (and its hours)" if layout.hourly else "")
+            raise InputError(f"no {layout.name} data files for ingest date {ingest_date} in {where}")
+        if not landed:
+            log.info("ingest date %s has no data (yet) in layout %s", ingest_date, layout.name)
+    return RawListing(sorted(files), sorted(rejected))
 
 
-def _with_file_columns(frame: DataFrame) -> DataFrame:
-    file_path = F.col("_metadata.file_path")
-    return frame.select(
-        "*",
-        F.regexp_extract(file_path, r"ingest_date=(\d{4}-\d{2}-\d{2})", 1).cast("date").alias("ingest_date"),
-        file_path.alias("source_file"),
-    )
+def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind) -> DataFrame:
+    """Files of one kind as Spark reads their format, with ``source_file`` and ``ingest_date``.
 
-
-def read_raw_lines(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
-    """Each line of the given JSON-lines files: ``value``, ``source_file``, ``ingest_date``.
-
-    Read as text (gzip is decompressed by suffix) so that a line that is not JSON keeps its raw
-    text for the quarantine.
+    JSON lines: ``value`` per line. JSON records: ``value``, the whole file (split into records
+    by a transform). CSV: the kind's columns (by header name, or by position without a header),
+    ``_fields`` and ``_corrupt_record``. Parquet: the file's own typed columns. File names are
+    read literally, never as glob patterns.
     """
-    paths = [f.path for f in files]
-    return _with_file_columns(spark.read.text(paths)).select("value", "source_file", "ingest_date")
+    frames = []
+    for ingest_date, group in itertools.groupby(sorted(files, key=lambda f: f.ingest_date), lambda f: f.ingest_date):
+        paths = [f.path for f in group]
+        frames.append(_read_format(spark, paths, kind).withColumn("ingest_date", F.lit(ingest_date)))
+    return functools.reduce(DataFrame.unionByName, frames)
 
 
-def read_raw_csv(spark: SparkSession, files: Iterable[RawFile]) -> DataFrame:
-    """CSV files with a header row: the raw string fields, ``_corrupt_record`` (the line, when
-    it cannot be parsed), ``source_file`` and ``ingest_date``.
+def _read_format(spark: SparkSession, paths: list[str], kind: FileKind) -> DataFrame:
+    literal = [fs.literal(p) for p in paths]
+    source_file = F.col("_metadata.file_path").alias("source_file")
+    if kind.format == JSON_LINES:
+        return spark.read.text(literal).select("value", source_file)
+    if kind.format == JSON_RECORDS:
+        return spark.read.text(literal, wholetext=True).select("value", source_file)
+    if kind.format == CSV_WITH_HEADER:
+        required = [name for name in kind.columns if name in REQUIRED_SHIPMENT_FIELDS]
+        return csv_files.read_csv(spark, paths, kind.columns, required=required, what="shipments")
+    if kind.format == CSV_NO_HEADER:
+        return csv_files.read_csv_positional(spark, paths, kind.columns)
+    if kind.format == PARQUET:
+        return spark.read.parquet(*literal).select("*", source_file)
+    raise ValueError(f"unknown file format {kind.format!r}")
 
-    Columns are taken by position in contract order.
-    """
-    paths = [f.path for f in files]
-    rows = spark.read.csv(
-        paths,
-        schema=RAW_SHIPMENT_SCHEMA,
-        header=True,
-        mode="PERMISSIVE",
-        columnNameOfCorruptRecord=CORRUPT_COLUMN,
-    )
-    return _with_file_columns(rows).select("ingest_date", "source_file", CORRUPT_COLUMN, *RAW_SHIPMENT_FIELDS)
 
-
-def list_customer_files(spark: SparkSession, raw: str) -> list[tuple[str, int, int]]:
-    """(path, size, modified ms) of each ``<raw>/customers/*.csv``: part of a run's input.
+def list_customer_files(spark: SparkSession, raw: str) -> list[tuple[str, int, int, str | None]]:
+    """(path, size, modified ms, content checksum) of each ``<raw>/customers/*.csv``: part of a
+    run's input.
 
     Raises:
         InputError: there is no customer file (every customer would turn UNKNOWN).
     """
     folder = join_path(raw, "customers")
     files = sorted(
-        (s.path, s.size, s.modified_ms) for s in fs.list_folder(spark, folder) if s.is_file and s.name.endswith(".csv")
+        (s.path, s.size, s.modified_ms, fs.content_checksum(spark, s.path))
+        for s in fs.list_folder(spark, folder)
+        if s.is_file and s.name.endswith(".csv")
     )
     if not files:
         raise InputError(f"no customer dimension: {folder}/*.csv not found")
@@ -127,13 +148,16 @@ def list_customer_files(spark: SparkSession, raw: str) -> list[tuple[str, int, i
 
 
 def read_customers(spark: SparkSession, raw: str) -> DataFrame:
-    """The customer dimension, ``<raw>/customers/*.csv`` with a header row.
+    """The customer dimension, ``<raw>/customers/*.csv`` with a header row (RFC 4180, columns by
+    header name, extra columns such as DMS's ``Op`` ignored).
 
     Raises:
-        InputError: there is no customer file (every customer would turn UNKNOWN).
+        InputError: there is no customer file (every customer would turn UNKNOWN), or one lacks
+            a required column (named).
     """
-    paths = [path for path, _, _ in list_customer_files(spark, raw)]
-    return spark.read.csv(paths, schema=CUSTOMER_SCHEMA, header=True, mode="PERMISSIVE")
+    paths = [path for path, *_ in list_customer_files(spark, raw)]
+    rows = csv_files.read_csv(spark, paths, CUSTOMER_FIELDS, required=CUSTOMER_FIELDS, what="customer dimension")
+    return rows.select(*CUSTOMER_FIELDS)
 
 
 def unreadable_files(spark: SparkSession, files: Iterable[RawFile]) -> list[tuple[RawFile, str]]:

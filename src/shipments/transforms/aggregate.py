@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from shipments.model.shipments import CHARGE_TYPE
@@ -25,7 +25,14 @@ def to_daily_totals(shipments: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("shipment_count"),
         F.count(F.when(F.col("status") == "CANCELLED", True)).alias("cancelled_count"),
         F.sum(F.col("weight_kg").cast(_WEIGHT_SUM_TYPE)).cast("double").alias("total_weight_kg"),
-        F.sum("charge_usd").cast(CHARGE_TYPE).alias("total_charge_usd"),
+        _fits_charge(F.try_sum("charge_usd")).alias("total_charge_usd"),
         F.max("customer_known").alias("customer_known"),
     )
     return totals.select(*DAILY_TOTALS_SCHEMA.fieldNames(), "customer_known")
+
+
+def _fits_charge(total: Column) -> Column:
+    """``total`` as decimal(18,2), or null when it does not fit (the job refuses to write such
+    a row). Guarded rather than cast: under ANSI mode an overflowing cast or sum raises."""
+    limit = F.lit(10 ** (CHARGE_TYPE.precision - CHARGE_TYPE.scale))
+    return F.when(F.abs(total) < limit, total.cast(CHARGE_TYPE))

@@ -7,6 +7,8 @@ from pyspark.sql import functions as F
 
 _VERSION_FIELDS = (
     "updated_at",
+    # A delete wins over an insert or update with the same updated_at (contract 1.4).
+    "deleted",
     "created_at",
     "status",
     "customer_id",
@@ -23,8 +25,10 @@ def to_latest_versions(shipments: DataFrame) -> DataFrame:
 
     Requires the valid-shipment columns (``shipment_id``, ``updated_at``, ...). Two versions
     with the same ``updated_at`` but different content are settled by comparing the remaining
-    fields in ``_VERSION_FIELDS`` order, so the winner never depends on file or task order and
-    reruns are identical. Exact re-sends collapse to one row.
+    fields in ``_VERSION_FIELDS`` order (``deleted`` first, so a DMS delete wins a tie), so the
+    winner never depends on file or task order and reruns are identical. Exact re-sends
+    collapse to one row. A shipment whose latest version is a delete keeps that row
+    (``deleted`` true): ``filter_live`` leaves it out of the totals.
 
     A grouped ``max`` of a struct (rather than a window) lets Spark combine map-side, so exact
     re-sends never cross the shuffle.
@@ -35,3 +39,8 @@ def to_latest_versions(shipments: DataFrame) -> DataFrame:
         .agg(latest)
         .select("shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS])
     )
+
+
+def filter_live(latest: DataFrame) -> DataFrame:
+    """Drop the shipments whose latest version is a delete: they no longer exist."""
+    return latest.filter(~F.col("deleted"))

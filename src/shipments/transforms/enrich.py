@@ -15,15 +15,18 @@ def to_customer_dimension(customers: DataFrame) -> DataFrame:
     """One row per ``customer_id``, plus ``copies`` (how many rows the source had for it).
 
     Requires ``customer_id, customer_name, segment, region``. Rows without a customer_id are
-    dropped (they cannot join). When an id appears more than once, the row whose
-    (customer_name, segment, region) sorts first is kept: any fixed rule beats a random one,
-    and ``copies > 1`` lets the run report the duplicate as a data-quality warning.
+    dropped (they cannot join). When an id appears more than once, the row with the most
+    non-blank attributes is kept (``C1,,,`` never beats ``C1,Acme,SMB,EU``), then the one whose
+    (customer_name, segment, region) sorts first: a fixed rule, never file or task order.
+    ``copies > 1`` lets the run report the duplicate as a data-quality warning.
     """
-    first = F.min(F.struct(*[F.coalesce(F.trim(name), F.lit("")).alias(name) for name in _ATTRIBUTES]))
+    attributes = [F.coalesce(F.trim(name), F.lit("")).alias(name) for name in _ATTRIBUTES]
+    blanks = sum((is_blank(F.col(name)).cast("int") for name in _ATTRIBUTES), F.lit(0))
+    best = F.min(F.struct(blanks.alias("blanks"), *attributes))
     return (
         customers.filter(~is_blank(F.col("customer_id")))
         .groupBy(F.trim("customer_id").alias("customer_id"))
-        .agg(first.alias("attributes"), F.count(F.lit(1)).alias("copies"))
+        .agg(best.alias("attributes"), F.count(F.lit(1)).alias("copies"))
         .select("customer_id", *[F.col(f"attributes.{name}").alias(name) for name in _ATTRIBUTES], "copies")
     )
 

@@ -6,6 +6,7 @@ Pure and lazy: the same functions run on the streaming DataFrame and inside ``fo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -15,6 +16,9 @@ from shipments.model.shipments import CORRUPT_COLUMN, SHIPMENT_STATUSES
 from shipments.transforms.columns import first_failure, is_blank, parse_iso_timestamp, timestamp_literal
 
 REQUIRED_EVENT_FIELDS = ("event_id", "shipment_id", "status", "event_time")
+# What an event says, as opposed to where and when it arrived: two records of one event_id with
+# the same content are one event delivered twice, with different content a reused event_id.
+EVENT_CONTENT_FIELDS = ("shipment_id", "status", "reported_event_time", "location")
 
 
 def with_parsed_event(records: DataFrame) -> DataFrame:
@@ -108,3 +112,34 @@ def to_latest_per_shipment(events: DataFrame) -> DataFrame:
         .agg(latest)
         .select("shipment_id", *[F.col(f"latest.{name}").alias(name) for name in order])
     )
+
+
+def event_content_hash() -> Column:
+    """A 64-bit hash of a valid event's content (``EVENT_CONTENT_FIELDS``), to tell a re-delivery
+    of an event_id (same content) from a reuse of it (different content).
+
+    The fields are hashed as one JSON text, so a null in one field cannot collide with a value
+    in its neighbour; the time is hashed as epoch microseconds, free of any time zone, and as
+    the producer reported it (the capped ``event_time`` depends on the batch timestamp).
+    """
+    content = F.struct(
+        F.col("shipment_id"),
+        F.col("status"),
+        F.unix_micros(F.col("reported_event_time")).alias("reported_event_time"),
+        F.col("location"),
+    )
+    return F.xxhash64(F.to_json(content))
+
+
+def to_one_per_key(rows: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """One row per ``keys`` (nulls group together): the greatest by the other columns, in the
+    frame's column order, so the choice never depends on arrival or task order.
+
+    Keeps the columns and their order. An insert-only MERGE needs this: Delta would insert every
+    source row of a key the table does not hold yet.
+    """
+    others = [name for name in rows.columns if name not in keys]
+    if not others:
+        return rows.dropDuplicates(list(keys))
+    collapsed = rows.groupBy(*keys).agg(F.max(F.struct(*others)).alias("_greatest"))
+    return collapsed.select(*[F.col(n) if n in keys else F.col(f"_greatest.{n}").alias(n) for n in rows.columns])

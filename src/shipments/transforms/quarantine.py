@@ -30,3 +30,21 @@ def to_quarantine_rows(
         )
         .select(*QUARANTINE_SCHEMA.fieldNames())
     )
+
+
+def to_quarantined_files(files: DataFrame, ingest_date: dt.date, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
+    """Files that are no data file of the layout, one ``QUARANTINE_SCHEMA`` row each.
+
+    Requires ``source_file`` and ``reason``; ``raw_text`` holds the file's name (its content was
+    not read: it may not be text at all).
+    """
+    return files.select(
+        F.lit(ingest_date).alias("ingest_date"),
+        F.lit(None).cast("date").alias("ship_date"),
+        F.lit(None).cast("string").alias("shipment_id"),
+        "reason",
+        F.regexp_extract("source_file", r"([^/]*)$", 1).alias("raw_text"),
+        "source_file",
+        F.lit(run_id).alias("run_id"),
+        timestamp_literal(quarantined_at).alias("quarantined_at"),
+    ).select(*QUARANTINE_SCHEMA.fieldNames())

@@ -5,98 +5,59 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from shipments.model.layouts import CDC_OPERATIONS, DELETE
 from shipments.model.shipments import (
     CHARGE_TYPE,
     CORRUPT_COLUMN,
     MAX_WEIGHT_KG,
-    RAW_SHIPMENT_FIELDS,
-    RAW_SHIPMENT_SCHEMA,
+    REQUIRED_SHIPMENT_FIELDS,
     SHIPMENT_SCHEMA,
     SHIPMENT_STATUSES,
 )
-from shipments.transforms.columns import first_failure, is_blank, parse_iso_timestamp
+from shipments.transforms.columns import first_failure, is_blank, parse_iso_timestamp, to_double
 
-REQUIRED_FIELDS = ("shipment_id", "customer_id", "created_at", "updated_at", "weight_kg", "charge_usd")
 # Columns every validated row carries; valid rows have `reason` null and no `raw_text`.
 VALIDATED_COLUMNS = ("ingest_date", "source_file", "raw_text", "reason", *SHIPMENT_SCHEMA.fieldNames())
-_EXACT = "decimal(38,10)"
-
-
-def parse_json_lines(lines: DataFrame) -> DataFrame:
-    """Parse JSON-lines text into the raw string fields.
-
-    Requires ``value`` (the line), ``source_file`` and ``ingest_date``. Adds every field of
-    ``RAW_SHIPMENT_SCHEMA`` as a string plus ``_corrupt_record`` (set when the line is not a
-    JSON object) and renames ``value`` to ``raw_text``.
-    """
-    parsed = F.from_json(
-        "value",
-        RAW_SHIPMENT_SCHEMA,
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN},
-    )
-    return lines.select(
-        "ingest_date",
-        "source_file",
-        F.col("value").alias("raw_text"),
-        parsed.alias("fields"),
-    ).select(
-        "ingest_date",
-        "source_file",
-        "raw_text",
-        # A blank line parses to all-null fields without a corrupt record: it is malformed too.
-        F.when(is_blank(F.col("raw_text")), F.col("raw_text"))
-        .otherwise(F.col(f"fields.{CORRUPT_COLUMN}"))
-        .alias(CORRUPT_COLUMN),
-        *[F.col(f"fields.{name}").alias(name) for name in RAW_SHIPMENT_FIELDS],
-    )
-
-
-def parse_csv_rows(rows: DataFrame) -> DataFrame:
-    """Give CSV rows read into the raw string fields the ``raw_text`` the quarantine keeps.
-
-    Requires ``ingest_date, source_file, _corrupt_record`` and the raw string fields. Returns
-    the columns of ``parse_json_lines``; ``raw_text`` is the unparsable line itself, or the
-    row's fields joined by commas.
-    """
-    raw_text = F.coalesce(
-        F.col(CORRUPT_COLUMN),
-        F.concat_ws(",", *[F.coalesce(F.col(name), F.lit("")) for name in RAW_SHIPMENT_FIELDS]),
-    )
-    return rows.select("ingest_date", "source_file", raw_text.alias("raw_text"), CORRUPT_COLUMN, *RAW_SHIPMENT_FIELDS)
+_PLAIN_DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
+_SCIENTIFIC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+$"
+# decimal(18,2) holds 16 digits before the point.
+_MAX_CHARGE_DIGITS = CHARGE_TYPE.precision - CHARGE_TYPE.scale
 
 
 def with_validation(parsed: DataFrame) -> DataFrame:
     """Type the raw string fields and give each line a ``reason`` (null when valid).
 
-    Requires the output of ``parse_json_lines`` (or a CSV read into the same columns). Returns
+    Requires ``PARSED_COLUMNS`` (see ``transforms.parse``). Returns
     ``VALIDATED_COLUMNS``: ``raw_text`` on invalid rows only, typed shipment fields (null where
     they do not parse), ``ship_date``
     (the UTC date of ``created_at``) and ``reason``, the first rule the line breaks:
-    ``malformed_json``, ``missing_field:<f>``, ``bad_timestamp:<f>``, ``bad_number:<f>``,
-    ``out_of_range:<f>``, ``bad_precision:charge_usd`` or ``bad_value:status``.
+    ``malformed_json`` (``malformed_csv`` for a CSV record with the wrong number of fields),
+    ``missing_field:<f>``, ``bad_timestamp:<f>``, ``bad_number:<f>``, ``out_of_range:<f>``,
+    ``bad_precision:charge_usd``, ``bad_value:status`` or ``bad_value:op`` (a DMS operation
+    other than I, U, D). ``deleted`` is true for a DMS delete (``op`` D).
     """
     typed = parsed.select(
         "*",
         parse_iso_timestamp(F.col("created_at")).alias("_created_at"),
         parse_iso_timestamp(F.col("updated_at")).alias("_updated_at"),
-        F.trim("weight_kg").cast("double").alias("_weight_kg"),
-        F.trim("charge_usd").cast(_EXACT).alias("_charge_exact"),
+        to_double(F.col("weight_kg")).alias("_weight_kg"),
+        F.trim("charge_usd").alias("_charge_text"),
     )
     weight = F.col("_weight_kg")
-    exact_charge = F.col("_charge_exact")
-    charge = exact_charge.cast(CHARGE_TYPE)
+    charge = _ChargeChecks("_charge_text")
     reason = first_failure(
-        (F.col(CORRUPT_COLUMN).isNotNull(), "malformed_json"),
-        *[(is_blank(F.col(name)), f"missing_field:{name}") for name in REQUIRED_FIELDS],
+        (F.col(CORRUPT_COLUMN).isNotNull(), F.concat(F.lit("malformed_"), F.col("record_format"))),
+        *[(is_blank(F.col(name)), f"missing_field:{name}") for name in REQUIRED_SHIPMENT_FIELDS],
         (F.col("_created_at").isNull(), "bad_timestamp:created_at"),
         (F.col("_updated_at").isNull(), "bad_timestamp:updated_at"),
         (weight.isNull(), "bad_number:weight_kg"),
-        (exact_charge.isNull(), "bad_number:charge_usd"),
+        (charge.not_a_number, "bad_number:charge_usd"),
         # NaN compares greater than every number in Spark, so the upper bound also catches it.
         ((weight < 0) | (weight > MAX_WEIGHT_KG) | F.isnan(weight), "out_of_range:weight_kg"),
-        ((exact_charge < 0) | charge.isNull(), "out_of_range:charge_usd"),
-        (exact_charge != charge, "bad_precision:charge_usd"),
+        (charge.out_of_range, "out_of_range:charge_usd"),
+        (charge.too_precise, "bad_precision:charge_usd"),
         (F.col("status").isNotNull() & ~F.col("status").isin(*SHIPMENT_STATUSES), "bad_value:status"),
+        (F.col("op").isNotNull() & ~F.col("op").isin(*CDC_OPERATIONS), "bad_value:op"),
     )
     return (
         typed.withColumn("reason", reason)
@@ -114,11 +75,43 @@ def with_validation(parsed: DataFrame) -> DataFrame:
             "origin_region",
             "destination_region",
             weight.alias("weight_kg"),
-            charge.alias("charge_usd"),
+            charge.value.alias("charge_usd"),
             F.to_date("_created_at").alias("ship_date"),
+            F.coalesce(F.col("op") == F.lit(DELETE), F.lit(False)).alias("deleted"),
         )
         .select(*VALIDATED_COLUMNS)
     )
+
+
+class _ChargeChecks:
+    """The charge rules, decided from the charge's exact text, never from a rounded number.
+
+    Plain decimals (``19.99``, ``-0.5``, ``7``) are checked digit by digit, so no magnitude or
+    length of fraction can slip through a rounding cast; trailing zeros are not precision
+    (``19.990`` is 19.99 exactly). Scientific notation (``1.5e2``, rare) goes through
+    decimal(38,18). Every cast is guarded, so a bad value is a reason, never an error, under
+    ANSI mode too.
+    """
+
+    def __init__(self, column: str) -> None:
+        text = F.col(column)
+        plain = text.rlike(_PLAIN_DECIMAL)
+        scientific = text.rlike(_SCIENTIFIC)
+        self.not_a_number = ~(plain | scientific)
+        integer_digits = F.length(F.regexp_extract(text, r"^[+-]?0*([0-9]*)", 1))
+        fraction_digits = F.length(F.regexp_replace(F.regexp_extract(text, r"\.([0-9]*)$", 1), "0+$", ""))
+        negative = text.startswith("-") & ~text.rlike(r"^-0*\.?0*$")
+        # try_cast: null (out of range) where decimal(38,18) cannot hold it, also under ANSI mode.
+        exact = F.when(scientific, F.expr(f"try_cast({column} AS decimal(38,18))"))
+        limit = F.lit(10**_MAX_CHARGE_DIGITS).cast("decimal(38,18)")
+        self.out_of_range = F.when(plain, negative | (integer_digits > _MAX_CHARGE_DIGITS)).otherwise(
+            exact.isNull() | (exact < 0) | (exact >= limit)
+        )
+        self.too_precise = F.when(plain, fraction_digits > CHARGE_TYPE.scale).otherwise(
+            exact != F.round(exact, CHARGE_TYPE.scale)
+        )
+        valid = ~self.not_a_number & ~self.out_of_range & ~self.too_precise
+        self.value = F.when(valid & plain, text.cast(CHARGE_TYPE)).when(valid, exact.cast(CHARGE_TYPE))
 
 
 def to_valid_shipments(validated: DataFrame) -> DataFrame:
