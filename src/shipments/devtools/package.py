@@ -95,6 +95,7 @@ def _sha256(path: Path) -> str:
 
 def package(out: Path, *, venv: bool = True) -> dict[str, object]:
     """Build everything into ``out`` (emptied first) and return the manifest."""
+    out = out.resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     version = build_version()
