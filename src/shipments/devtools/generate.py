@@ -8,22 +8,24 @@
     out/events/events-D.jsonl                        status events for the stream
 
 with what real feeds do: exact re-sends, newer versions landing a day later, older versions
-landing after newer ones, shipments arriving one or two days late, timestamps in non-UTC
-offsets near midnight (their local date is not their UTC ship date), extra fields (schema
-drift), customers missing from the dimension, and invalid lines of every kind the contract
-names. The same seed always gives the same bytes.
+landing after newer ones, versions re-sent with the same ``updated_at`` but other content
+(settled by the tie-break rule of ``transforms/dedup.py``), shipments arriving one or two
+days late, timestamps in non-UTC offsets near midnight (their local date is not their UTC
+ship date), extra fields (schema drift), customers missing from the dimension, and invalid
+lines of every kind the contract names. The same seed always gives the same bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gzip
 import json
 import random
 from pathlib import Path
 
+from shipments.devtools.landings import write_day
 from shipments.errors import EXIT_OK
+from shipments.model.layouts import DEFAULT, DMS_CSV, DMS_PARQUET
 from shipments.model.shipments import SHIPMENT_STATUSES
 
 SEGMENTS = ("RETAIL", "SMB", "ENTERPRISE")
@@ -36,6 +38,9 @@ _FINAL_STATUSES = ("DELIVERED", "CANCELLED", "RETURNED", "EXCEPTION")
 NEWER_VERSION = 0.10
 OLDER_VERSION_AFTER_NEWER = 0.02
 EXACT_RESEND = 0.05
+# The latest version re-sent with the same updated_at and other content (another status, at
+# times another charge): only the documented tie-break decides which one counts.
+SAME_TIME_TIE = 0.01
 LATE_ONE_DAY = 0.03
 LATE_TWO_DAYS = 0.005
 NEAR_MIDNIGHT = 0.05
@@ -131,16 +136,24 @@ def generate_raw_zone(
     seed: int = 7,
     events_per_day: int | None = None,
     gzip_share: float = 0.5,
+    layout: str = DEFAULT,
+    deletes: float = 0.0,
 ) -> GenerateResult:
-    """Write a raw zone for ``days`` ingest dates from ``start``; the result says what it wrote."""
+    """Write a raw zone for ``days`` ingest dates from ``start`` in ``layout``; the result says
+    what it wrote. ``deletes`` (dms-* layouts) is the share of each day's records that DMS also
+    lands as a delete (``Op`` D, same values) the next day."""
     rng = random.Random(seed)
+    # Ties draw from their own stream: the shipments and their other traps stay those the seed
+    # gave before ties existed (only the order of lines in files, and the events, moved).
+    ties = random.Random(f"ties-{seed}")
     out = Path(out)
     _write_customers(out / "customers", customers, rng)
     # Lines landing on each ingest date, filled as shipments are made (late ones land later):
     # up to 2 days late, and a re-send or newer version of such a late line one day after that.
     landing: dict[dt.date, list[str]] = {start + dt.timedelta(days=i): [] for i in range(days + 3)}
     shipments_made: list[tuple[str, dt.datetime]] = []
-    counts = {"shipments": 0, "lines": 0, "invalid": 0}
+    counts = {"shipments": 0, "lines": 0, "invalid": 0, "deletes": 0}
+    seen: set[str] = set()
 
     for day_index in range(days):
         day = start + dt.timedelta(days=day_index)
@@ -186,6 +199,7 @@ def generate_raw_zone(
             landing[land].append(first)
             if rng.random() < EXACT_RESEND:
                 landing[rng.choice((land, land + dt.timedelta(days=1)))].append(first)
+            latest = (iso(updated, offset), "CREATED", charge, land)
             if rng.random() < NEWER_VERSION:
                 newer_at = updated + dt.timedelta(seconds=rng.randrange(60, 20 * 3600))
                 status = rng.choice((*_FINAL_STATUSES, "IN_TRANSIT", "OUT_FOR_DELIVERY"))
@@ -203,6 +217,7 @@ def generate_raw_zone(
                 )
                 newer_land = rng.choice((land, land + dt.timedelta(days=1)))
                 landing[newer_land].append(newer)
+                latest = (iso(newer_at, "Z"), status, newer_charge, newer_land)
                 if rng.random() < OLDER_VERSION_AFTER_NEWER / NEWER_VERSION:
                     # The stale version lands after the newer one: the newer must still win.
                     older = _shipment_line(
@@ -217,6 +232,22 @@ def generate_raw_zone(
                         charge,
                     )
                     landing[newer_land].append(older)
+            if ties.random() < SAME_TIME_TIE:
+                at, latest_status, latest_charge, latest_land = latest
+                tie_charge = latest_charge if ties.random() < 0.5 else f"{float(latest_charge) + 1:.2f}"
+                tie = _shipment_line(
+                    sid,
+                    customer,
+                    iso(created, offset),
+                    at,
+                    ties.choice([s for s in SHIPMENT_STATUSES if s != latest_status]),
+                    origin,
+                    destination,
+                    weight,
+                    tie_charge,
+                )
+                later = latest_land + dt.timedelta(days=1)
+                landing[ties.choice((latest_land, later)) if later in landing else latest_land].append(tie)
             shipments_made.append((sid, created))
             counts["shipments"] += 1
         # At least one of every kind each day, however small the day.
@@ -232,12 +263,14 @@ def generate_raw_zone(
             if day_index == days - 1
             else []
         )
-        counts["lines"] += len(lines)
-        _write_partition(out / "shipments" / f"ingest_date={day.isoformat()}", lines, rng, gzip_share)
+        deleted = _deletes(lines, deletes, rng) if layout in (DMS_CSV, DMS_PARQUET) and day_index else []
+        counts["lines"] += write_day(out, layout, day, lines, rng, gzip_share=gzip_share, seen=seen, deletes=deleted)
+        counts["deletes"] += len(deleted)
 
     events = _write_events(out / "events", shipments_made, start, days, rng, events_per_day)
     return GenerateResult(
-        f"wrote {counts['lines']} shipment lines ({counts['shipments']} shipments, {counts['invalid']} invalid lines) "
+        f"wrote {counts['lines']} shipment records in layout {layout} ({counts['shipments']} shipments, "
+        f"{counts['invalid']} invalid lines, {counts['deletes']} deletes) "
         f"for ingest dates {start}..{start + dt.timedelta(days=days - 1)}, {customers} customers, "
         f"{events} status events, under {out}"
     )
@@ -253,14 +286,13 @@ def _write_customers(folder: Path, customers: int, rng: random.Random) -> None:
     (folder / "customers.csv").write_text("\n".join(rows) + "\n")
 
 
-def _write_partition(folder: Path, lines: list[str], rng: random.Random, gzip_share: float) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng.shuffle(lines)
-    cut = int(len(lines) * (1 - gzip_share))
-    (folder / "part-00000.jsonl").write_text("".join(f"{line}\n" for line in lines[:cut]))
-    if cut < len(lines):
-        with gzip.open(folder / "part-00001.jsonl.gz", "wt", compresslevel=1) as handle:
-            handle.write("".join(f"{line}\n" for line in lines[cut:]))
+def _deletes(lines: list[str], share: float, rng: random.Random) -> list[str]:
+    """A share of the day's valid records that DMS lands again as deletes (same values, so the
+    delete wins the tie on updated_at and the shipment leaves every total)."""
+    if share <= 0:
+        return []
+    candidates = sorted({line for line in lines if line.startswith('{"shipment_id":"S')})
+    return rng.sample(candidates, int(len(candidates) * share))
 
 
 def _write_events(
