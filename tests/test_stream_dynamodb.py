@@ -108,7 +108,6 @@ def test_the_served_item_equals_the_delta_row_and_a_newer_event_without_location
     sink = StatusBatchSink(
         StatusTables.of(config),
         WatermarkLog(spark, str(tmp_path / "checkpoint"), 3600),
-        "test-app",
         dynamodb_config=DynamoDBConfig(name, moto_dynamodb.region, moto_dynamodb.endpoint_url),
     )
     sink(

@@ -11,37 +11,24 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from shipments.config import Config
-from shipments.model.events import STREAM_RECORD_SCHEMA
 from shipments.model.tables import STREAM_TABLES
 from shipments.storage.delta import ensure_tables
 from shipments.stream.sink import StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
+from tests.stream_fixtures import event_row as ev
+from tests.stream_fixtures import nov20 as t
+from tests.stream_fixtures import record_batch as batch
+from tests.stream_fixtures import rejected_line
+from tests.stream_fixtures import rejected_row as bad
 
 UTC = dt.UTC
-ARRIVED = dt.datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 HOUR = 3600
-
-
-def t(hh: int, mm: int = 0) -> dt.datetime:
-    return dt.datetime(2026, 11, 20, hh, mm, tzinfo=UTC)
-
-
-def ev(event_id: str, shipment: str, status: str, when: dt.datetime, offset: int, location: str | None = None) -> tuple:
-    return (None, None, event_id, shipment, status, when, when, location, ARRIVED, "events", 0, offset, None)
-
-
-def bad(raw: str, error: str, offset: int) -> tuple:
-    return (error, raw, None, None, None, None, None, None, ARRIVED, "events", 0, offset, None)
 
 
 @pytest.fixture
 def sink(spark: SparkSession, config: Config, tmp_path: Path) -> StatusBatchSink:
     ensure_tables(spark, config, STREAM_TABLES)
-    return StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), "test-app")
-
-
-def batch(spark: SparkSession, *rows: tuple) -> DataFrame:
-    return spark.createDataFrame(list(rows), STREAM_RECORD_SCHEMA)
+    return StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR))
 
 
 def version(spark: SparkSession, path: str) -> int:
@@ -157,7 +144,7 @@ def test_a_replayed_batch_changes_nothing(spark: SparkSession, sink: StatusBatch
     for path in before:
         assert sorted(map(tuple, after[path])) == sorted(map(tuple, before[path])), path
     assert len(after[tables.late]) == 1 and len(after[tables.dlq]) == 1
-    # The late and DLQ appends were skipped by txnAppId/txnVersion: no new table version.
+    # The late and DLQ MERGEs found every key stored and inserted nothing: no new table version.
     for path in (tables.late, tables.dlq):
         assert version(spark, path) == versions[path]
 
@@ -166,3 +153,52 @@ def test_an_empty_batch_writes_nothing(spark: SparkSession, sink: StatusBatchSin
     sink(batch(spark), 0)
     assert spark.read.format("delta").load(sink.tables.status).count() == 0
     assert sink.stats[0].records == 0
+
+
+def _late_rows(spark: SparkSession, sink: StatusBatchSink) -> list[tuple]:
+    late = spark.read.format("delta").load(sink.tables.late)
+    return sorted((r.event_id, r.source_offset, r.batch_id) for r in late.collect())
+
+
+def _dead_letters(spark: SparkSession, sink: StatusBatchSink) -> list[tuple]:
+    dlq = spark.read.format("delta").load(sink.tables.dlq)
+    columns = ("source_topic", "source_partition", "source_offset", "source_file", "raw_value", "batch_id")
+    return sorted((tuple(r[c] for c in columns) for r in dlq.collect()), key=repr)
+
+
+def test_late_events_and_dead_letters_are_stored_once_however_often_they_are_redelivered(
+    spark: SparkSession, sink: StatusBatchSink
+) -> None:
+    sink(batch(spark, ev("e1", "S1", "IN_TRANSIT", t(12), 0)), 0)  # watermark becomes 11:00
+    sink(
+        batch(
+            spark,
+            ev("e0", "S9", "CREATED", t(9), 1),  # late
+            ev("e0", "S9", "CREATED", t(9), 2),  # a producer retry of it in the same batch
+            bad("{nope", "malformed_json", 3),
+            rejected_line("", "malformed_json", "file:/in/a.jsonl"),
+            rejected_line("", "malformed_json", "file:/in/a.jsonl"),  # the same line text in the same file
+        ),
+        1,
+    )
+    redelivered = batch(
+        spark,
+        ev("e0", "S9", "CREATED", t(9), 7),  # the late event again, after the dedup window
+        bad("{nope", "malformed_json", 3),  # the same Kafka record again
+        rejected_line("", "malformed_json", "file:/in/a.jsonl"),  # the same file line again
+        bad("{nope", "malformed_json", 8),  # another record with the same text: a dead letter of its own
+        rejected_line("", "malformed_json", "file:/in/b.jsonl"),  # the same text in another file: too
+    )
+    sink(redelivered, 2)
+    sink(redelivered, 2)  # and that batch replayed after a crash
+
+    assert _late_rows(spark, sink) == [("e0", 1, 1)]  # the first delivery: the smallest offset
+    assert _dead_letters(spark, sink) == sorted(
+        [
+            ("events", 0, 3, None, "{nope", 1),
+            (None, None, None, "file:/in/a.jsonl", "", 1),
+            ("events", 0, 8, None, "{nope", 2),
+            (None, None, None, "file:/in/b.jsonl", "", 2),
+        ],
+        key=repr,
+    )

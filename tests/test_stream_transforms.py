@@ -13,6 +13,7 @@ from shipments.transforms.events import (
     filter_late,
     filter_on_time,
     to_latest_per_shipment,
+    to_one_per_key,
     with_capped_event_time,
     with_parsed_event,
 )
@@ -132,3 +133,32 @@ def test_late_and_on_time_split_at_the_watermark(spark: SparkSession) -> None:
     assert [r.event_id for r in events.transform(filter_late, wm).collect()] == ["e1"]
     assert sorted(r.event_id for r in events.transform(filter_on_time, wm).collect()) == ["e2", "e3"]
     assert events.transform(filter_late, None).count() == 0
+
+
+DEAD_LETTERS = [
+    ("events", 0, 7, None, "{nope", 2),
+    ("events", 0, 7, None, "{nope", 1),  # the same record in an earlier batch
+    (None, None, None, "f.jsonl", "", 3),
+    (None, None, None, "f.jsonl", "", 3),  # the same line text twice in one file
+    (None, None, None, "g.jsonl", "", 3),
+]
+
+
+@pytest.mark.parametrize("rows", [DEAD_LETTERS, DEAD_LETTERS[::-1]], ids=["in_order", "reversed"])
+def test_one_per_key_groups_null_key_parts_together_and_keeps_the_least_row(spark: SparkSession, rows: list) -> None:
+    schema = "topic string, part int, offset long, file string, raw string, batch_id long"
+    frame = spark.createDataFrame(rows, schema)
+    collapsed = to_one_per_key(frame, ["topic", "part", "offset", "file", "raw"])
+    assert collapsed.columns == frame.columns
+    assert_df_equality(
+        collapsed,
+        spark.createDataFrame(
+            [
+                ("events", 0, 7, None, "{nope", 1),
+                (None, None, None, "f.jsonl", "", 3),
+                (None, None, None, "g.jsonl", "", 3),
+            ],
+            schema,
+        ),
+        ignore_row_order=True,
+    )

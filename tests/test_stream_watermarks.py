@@ -66,13 +66,13 @@ def test_the_sink_restarts_after_a_torn_mark_from_the_mark_before_it(
 ) -> None:
     ensure_tables(spark, config, STREAM_TABLES)
     checkpoint = str(tmp_path / "checkpoint")
-    first = StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, checkpoint, HOUR), "test-app")
+    first = StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, checkpoint, HOUR))
     first(record_batch(spark, event_row("e1", "S1", "CREATED", nov20(12), 0)), 0)  # watermark 11:00
     first(record_batch(spark, event_row("e2", "S2", "CREATED", nov20(14), 1)), 1)  # watermark 13:00
     _tear(tmp_path / "checkpoint" / FOLDER, 1, how)
 
     # The job restarts: a new sink on the same checkpoint processes the next batch.
-    restarted = StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, checkpoint, HOUR), "test-app")
+    restarted = StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, checkpoint, HOUR))
     restarted(
         record_batch(
             spark,

@@ -6,7 +6,7 @@ Every Delta read and write of the project goes through here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -129,6 +129,33 @@ def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str
             .alias("t")
             .merge(source.alias("s"), f"t.{key} = s.{key}")
             .whenMatchedUpdate(condition=newer, set=columns)
+            .whenNotMatchedInsert(values=columns)
+            .execute()
+        )
+    finally:
+        spark.conf.unset(_USER_METADATA)
+
+
+def merge_insert_new(source: DataFrame, path: str, *, keys: Sequence[str], note: str) -> None:
+    """Insert the rows of ``source`` whose ``keys`` the table at ``path`` does not hold yet.
+
+    An insert-only MERGE: stored rows never change, so a row delivered again, in a later batch
+    or a replay of the same one, inserts nothing (and Delta records no commit when nothing is
+    inserted). Keys compare null-safely (``<=>``): a null key part matches a null. ``source``
+    holds the table's columns and at most one row per key: Delta would insert every duplicate.
+    ``note`` becomes the commit's userMetadata.
+    """
+    if not keys:
+        raise ValueError("merge_insert_new needs at least one key column")
+    columns: dict[str, str | Column] = {name: f"s.{name}" for name in source.columns}
+    matched = " AND ".join(f"t.{key} <=> s.{key}" for key in keys)
+    spark = source.sparkSession
+    spark.conf.set(_USER_METADATA, note)
+    try:
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(source.alias("s"), matched)
             .whenNotMatchedInsert(values=columns)
             .execute()
         )

@@ -24,10 +24,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from shipments.config import Config, StreamConfig, duration_seconds, join_path
-from shipments.errors import EXIT_OK, TableError
+from shipments.config import Config, StreamConfig, duration_seconds
+from shipments.errors import EXIT_OK
 from shipments.model.tables import STREAM_TABLES
-from shipments.storage import delta, fs, streams
+from shipments.storage import delta, streams
 from shipments.stream.metrics import StatusProgressListener
 from shipments.stream.sink import QUERY_NAME, BatchStats, StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
@@ -115,14 +115,6 @@ def to_status_records(records: DataFrame, stream: StreamConfig) -> DataFrame:
     return unique_events.unionByName(parsed.transform(filter_rejected_events))
 
 
-def checkpoint_query_id(spark: SparkSession, checkpoint: str) -> str:
-    """The query id Spark stored in ``<checkpoint>/metadata``: the same for every restart."""
-    text = fs.read_text(spark, join_path(checkpoint, "metadata"))
-    if text is None:
-        raise TableError(f"no query metadata in checkpoint {checkpoint}")
-    return str(json.loads(text.splitlines()[0])["id"])
-
-
 def _source(spark: SparkSession, config: Config, request: StreamRequest) -> DataFrame:
     if request.source == "kafka" and request.bootstrap_servers and request.topic:
         return streams.read_kafka_records(
@@ -163,9 +155,6 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
     sink = StatusBatchSink(
         StatusTables.of(config),
         WatermarkLog(spark, request.checkpoint, duration_seconds(config.stream.allowed_lateness)),
-        # The query id lives in the checkpoint, so the app id survives restarts of the same
-        # checkpoint (a run id would not, and a replayed batch would be appended again).
-        lambda: f"{QUERY_NAME}:{checkpoint_query_id(spark, request.checkpoint)}",
         dynamodb_config=config.stream.dynamodb,
     )
     listener = StatusProgressListener(QUERY_NAME, lambda batch_id: _batch_stats(sink, batch_id))

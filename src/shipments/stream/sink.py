@@ -8,10 +8,11 @@ Exactly-once across crashes rests on three facts:
 
 * Spark replays an unfinished micro-batch with the same batch id, the same offsets and the
   same batch timestamp (all in the offset log), and the plan before the sink is deterministic.
-* Every write of a batch is idempotent: appends to the late and dead-letter tables carry
-  Delta's ``txnAppId``/``txnVersion`` (Delta skips a version it has already committed for that
-  app id), and the MERGE into ``shipment_status`` (and the DynamoDB update) only ever replaces
-  a stored event by a strictly newer one, so applying a batch twice changes nothing.
+* Every write of a batch is idempotent: the late and dead-letter tables get insert-only MERGEs
+  keyed by what identifies the record (a late event by its event_id, a dead letter by its
+  source position), so a replay, or the same record delivered again in any later batch, inserts
+  nothing; the MERGE into ``shipment_status`` (and the DynamoDB update) only ever replaces a
+  stored event by a strictly newer one, so applying a batch twice changes nothing.
 * The event-time watermark a batch compares against is the one recorded after the previous
   batch, kept beside the checkpoint per batch id, so a replay splits late events identically.
 """
@@ -22,7 +23,6 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -46,6 +46,7 @@ from shipments.transforms.events import (
     filter_rejected_events,
     is_late,
     to_latest_per_shipment,
+    to_one_per_key,
 )
 
 QUERY_NAME = "shipment_status"
@@ -54,6 +55,12 @@ _KEEP_STATS = 20
 # A stored status is replaced only by a strictly newer event: later event_time, or the same
 # time and a greater event_id (a fixed tie-break, so replays and reorderings agree).
 _NEWER = "(s.event_time > t.event_time OR (s.event_time = t.event_time AND s.event_id > t.event_id))"
+# What makes a row of the late / dead-letter table the same record however often it arrives: a
+# late event is its event_id; a dead letter has no trustworthy id, so it is its source position
+# (Kafka topic, partition and offset; for the files source, the file and the line's text). All
+# five parts are compared null-safely, so one key serves both sources.
+LATE_KEY = ("event_id",)
+DLQ_KEY = ("source_topic", "source_partition", "source_offset", "source_file", "raw_value")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,35 +105,26 @@ class _Stopwatch:
 class StatusBatchSink:
     """The ``foreachBatch`` function: one micro-batch of parsed, deduplicated records -> tables.
 
-    Requires ``STREAM_RECORD_COLUMNS``. Per batch: rejected records are appended to the
-    dead-letter table and valid events older than the previous batch's watermark to the late
-    table (both idempotent by ``txnAppId`` = the app id, ``txnVersion`` = the batch id); the
-    others are collapsed to the newest event per shipment and MERGEd into ``shipment_status``
-    (and DynamoDB when configured), replacing a stored event only by a strictly newer one.
-    Safe to call again with the same batch id and data.
+    Requires ``STREAM_RECORD_COLUMNS``. Per batch: rejected records go to the dead-letter table
+    (one row per ``DLQ_KEY``) and valid events older than the previous batch's watermark to the
+    late table (one row per ``LATE_KEY``), each inserted only when the table does not hold that
+    key yet; the others are collapsed to the newest event per shipment and MERGEd into
+    ``shipment_status`` (and DynamoDB when configured), replacing a stored event only by a
+    strictly newer one. Safe to call again with the same batch id and data.
     """
 
     def __init__(
         self,
         tables: StatusTables,
         watermarks: WatermarkLog,
-        app_id: str | Callable[[], str],
         *,
         dynamodb_config: DynamoDBConfig | None = None,
     ) -> None:
         self.tables = tables
         self.watermarks = watermarks
-        self._app_id = app_id
-        self._resolved_app_id: str | None = None
         self.dynamodb = dynamodb_config if dynamodb_config is not None and dynamodb_config.enabled else None
         self._lock = threading.Lock()
         self.stats: dict[int, BatchStats] = {}
-
-    @property
-    def app_id(self) -> str:
-        if self._resolved_app_id is None:
-            self._resolved_app_id = self._app_id if isinstance(self._app_id, str) else self._app_id()
-        return self._resolved_app_id
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         previous = self.watermarks.before(batch_id)
@@ -154,17 +152,15 @@ class StatusBatchSink:
                 F.col("reason").alias("error"),
                 F.lit(batch_id).alias("batch_id"),
             )
-            delta.append_once(
-                conform(dead, DLQ_SCHEMA), self.tables.dlq, app_id=self.app_id, version=batch_id, note=note
-            )
+            dead_letters = conform(dead, DLQ_SCHEMA).transform(to_one_per_key, DLQ_KEY)
+            delta.merge_insert_new(dead_letters, self.tables.dlq, keys=DLQ_KEY, note=note)
             clock.lap("dlq_ms")
         if stats.late and previous.watermark is not None:
             late_events = records.transform(filter_late, previous.watermark).select(
                 "*", timestamp_literal(previous.watermark).alias("watermark"), F.lit(batch_id).alias("batch_id")
             )
-            delta.append_once(
-                conform(late_events, LATE_SCHEMA), self.tables.late, app_id=self.app_id, version=batch_id, note=note
-            )
+            late_rows = conform(late_events, LATE_SCHEMA).transform(to_one_per_key, LATE_KEY)
+            delta.merge_insert_new(late_rows, self.tables.late, keys=LATE_KEY, note=note)
             clock.lap("late_ms")
         if stats.on_time:
             latest = records.transform(filter_on_time, previous.watermark).transform(to_latest_per_shipment)

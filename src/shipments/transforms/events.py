@@ -132,8 +132,9 @@ def event_content_hash() -> Column:
 
 
 def to_one_per_key(rows: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """One row per ``keys`` (nulls group together): the greatest by the other columns, in the
-    frame's column order, so the choice never depends on arrival or task order.
+    """One row per ``keys`` (nulls group together): the least by the other columns, compared in
+    the frame's column order, so the choice never depends on arrival or task order (copies of
+    one event that differ only in their source position keep the first: the smallest offset).
 
     Keeps the columns and their order. An insert-only MERGE needs this: Delta would insert every
     source row of a key the table does not hold yet.
@@ -141,5 +142,5 @@ def to_one_per_key(rows: DataFrame, keys: Sequence[str]) -> DataFrame:
     others = [name for name in rows.columns if name not in keys]
     if not others:
         return rows.dropDuplicates(list(keys))
-    collapsed = rows.groupBy(*keys).agg(F.max(F.struct(*others)).alias("_greatest"))
-    return collapsed.select(*[F.col(n) if n in keys else F.col(f"_greatest.{n}").alias(n) for n in rows.columns])
+    collapsed = rows.groupBy(*keys).agg(F.min(F.struct(*others)).alias("_least"))
+    return collapsed.select(*[F.col(n) if n in keys else F.col(f"_least.{n}").alias(n) for n in rows.columns])
