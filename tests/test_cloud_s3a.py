@@ -115,7 +115,7 @@ def _rows(spark: SparkSession, table: Path, key: tuple[str, ...], raw_root: str)
                 # The file's place under the raw zone, whichever file system it was read from.
                 values[name] = values[name].split(raw_root, 1)[-1]
         rows.append(values)
-    return sorted(rows, key=lambda r: tuple(str(r.get(k)) for k in key))
+    return sorted(rows, key=lambda r: (tuple(str(r.get(k)) for k in key), repr(sorted(r.items()))))
 
 
 @pytest.mark.parametrize(("table", "key"), TABLES, ids=[t for t, _ in TABLES])
@@ -124,6 +124,10 @@ def test_s3a_tables_equal_the_local_disk_run(
 ) -> None:
     local = _rows(spark, lakes["local"] / table, key, "/raw/")
     through_s3a = _rows(spark, lakes["s3"] / table, key, "/raw/")
+    if table == "pipeline_runs":
+        # The backfill's two dates commit in either order: which run got which table version is
+        # a race, the set of versions is not.
+        assert sorted(r.pop("table_version") for r in through_s3a) == sorted(r.pop("table_version") for r in local)
     # One available-now batch has no earlier watermark, so nothing is late: that table may be empty.
     assert local or table == "shipment_status_late", f"{table} is empty: the comparison would prove nothing"
     assert through_s3a == local
