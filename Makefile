@@ -31,7 +31,7 @@ $(AIRFLOW_VENV)/.installed: dags/requirements.txt
 	touch $@
 
 # The PyYAML wheel that `make package` puts in the EMR venv archive (offline afterwards)
-build/wheelhouse/.done: setup.py
+build/wheelhouse/.done: setup.py $(VENV)/.installed
 	$(PY) -m pip download -q --only-binary=:all: --no-deps -d build/wheelhouse "PyYAML==6.0.4"
 	touch $@
 
