@@ -276,34 +276,42 @@ class Expected:
 def model_tables(batches: Iterable[Iterable[str]], lateness: dt.timedelta) -> Expected:
     """What the tables must hold after the given batches (each processed as one micro-batch).
 
-    Per batch: malformed -> DLQ; an event_id seen before is dropped; an event older than
-    (max event_time of earlier batches - lateness) is late; the rest compete per shipment by
-    (event_time, event_id).
+    Per batch: malformed -> DLQ; an event seen before (same event_id and content) is dropped; an
+    event older than (max event_time of earlier batches - lateness) is late, and stored once per
+    event_id; of the rest, each shipment's newest by (event_time, event_id), then status, then
+    location (none smallest: the documented order for an event_id reused with other content)
+    replaces the stored status when its (event_time, event_id) is greater.
     """
-    seen: set[str] = set()
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
     max_time: dt.datetime | None = None
     status: dict[str, tuple[str, dt.datetime, str]] = {}
-    late: list[str] = []
+    late: set[str] = set()
     dlq: list[str] = []
     for batch in batches:
         watermark = max_time - lateness if max_time else None
         batch_max = max_time
+        newest: dict[str, tuple[Any, ...]] = {}
         for line in batch:
             parsed = model_parse(line)
             if parsed is None:
                 dlq.append(line)
                 continue
-            if parsed["event_id"] in seen:
+            location = parsed.get("location")
+            content = (parsed["shipment_id"], parsed["status"], parsed["event_time"], location)
+            if (parsed["event_id"], content) in seen:
                 continue
-            seen.add(parsed["event_id"])
+            seen.add((parsed["event_id"], content))
             when = parsed["event_time"]
             batch_max = when if batch_max is None else max(batch_max, when)
             if watermark is not None and when < watermark:
-                late.append(parsed["event_id"])
+                late.add(parsed["event_id"])
                 continue
-            current = status.get(parsed["shipment_id"])
-            if current is None or (when, parsed["event_id"]) > (current[1], current[2]):
-                status[parsed["shipment_id"]] = (parsed["status"], when, parsed["event_id"])
+            candidate = (when, parsed["event_id"], parsed["status"], location is not None, location or "")
+            newest[parsed["shipment_id"]] = max(candidate, newest.get(parsed["shipment_id"], candidate))
+        for shipment, (when, event_id, state, *_) in newest.items():
+            current = status.get(shipment)
+            if current is None or (when, event_id) > (current[1], current[2]):
+                status[shipment] = (state, when, event_id)
         max_time = batch_max
     return Expected(status, sorted(late), sorted(dlq))
 

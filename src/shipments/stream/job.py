@@ -2,7 +2,8 @@
 
     source -> parse + validate (explicit schema, rejected records kept with a reason)
            -> cap event time at arrival + max_future_skew
-           -> valid events: drop re-delivered event_ids (RocksDB state, bounded by dedup_window)
+           -> valid events: drop re-deliveries, i.e. the same event_id with the same content
+              (RocksDB state, bounded by dedup_window)
            -> foreachBatch (``sink``): DLQ / late / MERGE newest-per-shipment (+ DynamoDB)
 
 Late events are split off in the sink against the event-time watermark of the previous batch.
@@ -32,6 +33,7 @@ from shipments.stream.metrics import StatusProgressListener
 from shipments.stream.sink import QUERY_NAME, BatchStats, StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
 from shipments.transforms.events import (
+    event_content_hash,
     filter_rejected_events,
     filter_valid_events,
     with_capped_event_time,
@@ -41,6 +43,8 @@ from shipments.transforms.events import (
 log = logging.getLogger(__name__)
 
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+# Part of the dedup operator's state key (with event_id); dropped again right after it.
+_CONTENT_HASH = "_content_hash"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +69,13 @@ class StreamResult:
     exit_code: int = EXIT_OK
 
     def summary(self) -> str:
-        totals = {"batches": len(self.batches), "records": 0, "on_time": 0, "late": 0, "dlq": 0}
+        totals = {"batches": len(self.batches), "records": 0, "on_time": 0, "late": 0, "dlq": 0, "reused_event_ids": 0}
         for stats in self.batches.values():
             totals["records"] += stats.records
             totals["on_time"] += stats.on_time
             totals["late"] += stats.late
             totals["dlq"] += stats.dlq
+            totals["reused_event_ids"] += stats.reused_event_ids
         return json.dumps({"query": QUERY_NAME, "checkpoint": self.checkpoint, "recent": totals})
 
 
@@ -99,17 +104,26 @@ def to_status_records(records: DataFrame, stream: StreamConfig) -> DataFrame:
     """The streaming plan before the sink: parse, cap, dedup valid events, keep rejected records.
 
     Requires the columns of ``read_kafka_records`` / ``read_file_records``. Returns
-    ``STREAM_RECORD_COLUMNS``. Re-deliveries of an event_id within ``dedup_window`` are
-    dropped; the dedup watermark is on ``arrived_at`` (the batch timestamp), so the operator
-    never drops an event as late: lateness is judged by event time in the sink.
+    ``STREAM_RECORD_COLUMNS``. Re-deliveries of an event (same event_id, same content) within
+    ``dedup_window`` are dropped; the dedup watermark is on ``arrived_at`` (the batch
+    timestamp), so the operator never drops an event as late: lateness is judged by event time
+    in the sink.
+
+    The dedup key is the event_id and a hash of the content. Keyed on event_id alone, the
+    operator would keep whichever copy of a reused event_id it met first, which depends on
+    shuffle order; so copies with different content all reach the sink, which picks the winner
+    by a fixed order (``to_latest_per_shipment``) and counts the reuse (``reused_event_ids``).
+    Changing this key changes the state's schema: a checkpoint written before must start fresh.
     """
     parsed = records.transform(with_parsed_event).transform(
         with_capped_event_time, duration_seconds(stream.max_future_skew)
     )
     unique_events = (
         parsed.transform(filter_valid_events)
+        .select("*", event_content_hash().alias(_CONTENT_HASH))
         .withWatermark("arrived_at", stream.dedup_window)
-        .dropDuplicatesWithinWatermark(["event_id"])
+        .dropDuplicatesWithinWatermark(["event_id", _CONTENT_HASH])
+        .drop(_CONTENT_HASH)
     )
     # Rejected records have no trustworthy event_id: they bypass dedup, so none is merged away.
     return unique_events.unionByName(parsed.transform(filter_rejected_events))
@@ -137,6 +151,7 @@ def _batch_stats(sink: StatusBatchSink, batch_id: int) -> dict[str, Any] | None:
         "on_time_rows": stats.on_time,
         "late_rows": stats.late,
         "dlq_rows": stats.dlq,
+        "reused_event_ids": stats.reused_event_ids,
         "event_time_watermark": stats.watermark.isoformat() if stats.watermark else None,
         "max_event_time": stats.max_event_time.isoformat() if stats.max_event_time else None,
         "sink_ms": stats.timings,

@@ -5,7 +5,8 @@ Each line is a JSON object on the ``shipments.metrics`` logger, e.g.::
     {"event": "stream_progress", "query": "shipment_status", "batch_id": 12, "input_rows": 1000,
      "input_rows_per_second": 998.1, "processed_rows_per_second": 1530.2, "batch_duration_ms": 650,
      "event_time_watermark": "2026-11-26T09:00:00", "dedup_watermark": "...", "state_rows": 61234,
-     "state_rows_dropped_by_watermark": 0, "duplicates_dropped": 3, "late_rows": 0, "dlq_rows": 1, ...}
+     "state_rows_dropped_by_watermark": 0, "duplicates_dropped": 3, "late_rows": 0, "dlq_rows": 1,
+     "reused_event_ids": 0, ...}
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from shipments.stream.watermarks import EventTimeMark, WatermarkLog, from_micros
 from shipments.transforms.columns import timestamp_literal
 from shipments.transforms.conform import conform
 from shipments.transforms.events import (
+    event_content_hash,
     filter_late,
     filter_on_time,
     filter_rejected_events,
@@ -85,6 +86,9 @@ class BatchStats:
     on_time: int = 0
     late: int = 0
     dlq: int = 0
+    # event_ids that came with more than one content in this batch (a producer reusing ids): all
+    # versions reached the sink, the fixed order of ``to_latest_per_shipment`` picked one
+    reused_event_ids: int = 0
     watermark: dt.datetime | None = None
     max_event_time: dt.datetime | None = None
     # milliseconds spent per step of the sink
@@ -184,15 +188,32 @@ class StatusBatchSink:
     def _extract(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> tuple[BatchStats, EventTimeMark]:
         """The batch's counts in one aggregation, and the event-time mark it leaves behind."""
         valid = F.col("reason").isNull()
-        # Times cross into Python as epoch microseconds: collected timestamps would come back in
-        # the Python process's local zone, not the session's UTC.
-        counts = records.agg(
+        content = F.when(valid, event_content_hash())
+        # Per event_id first (rejected records have none: they form one group), to see an id
+        # that came with more than one content; then the batch's totals.
+        per_event = records.groupBy("event_id").agg(
             F.count(F.lit(1)).alias("records"),
             F.count(F.when(~valid, True)).alias("dlq"),
             F.count(F.when(is_late(previous.watermark), True)).alias("late"),
-            F.unix_micros(F.max(F.when(valid, F.col("event_time")))).alias("max_event_time_us"),
+            F.max(F.when(valid, F.col("event_time"))).alias("max_event_time"),
+            (F.min(content) != F.max(content)).alias("reused"),
+        )
+        # Times cross into Python as epoch microseconds: collected timestamps would come back in
+        # the Python process's local zone, not the session's UTC.
+        counts = per_event.agg(
+            F.sum("records").alias("records"),
+            F.sum("dlq").alias("dlq"),
+            F.sum("late").alias("late"),
+            F.count(F.when(F.col("reused"), True)).alias("reused_event_ids"),
+            F.unix_micros(F.max("max_event_time")).alias("max_event_time_us"),
         ).collect()[0]
-        stats = BatchStats(batch_id, records=int(counts["records"]), dlq=int(counts["dlq"]), late=int(counts["late"]))
+        stats = BatchStats(
+            batch_id,
+            records=int(counts["records"] or 0),
+            dlq=int(counts["dlq"] or 0),
+            late=int(counts["late"] or 0),
+            reused_event_ids=int(counts["reused_event_ids"]),
+        )
         stats.on_time = stats.records - stats.dlq - stats.late
         mark = self.watermarks.after(previous, batch_id, from_micros(counts["max_event_time_us"]))
         stats.watermark, stats.max_event_time = previous.watermark, mark.max_event_time
