@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,13 @@ def test_a_version_without_the_date_is_refused(spark: SparkSession, lake: dict) 
     assert _lake_files(lake["lake"]) == before
 
 
-def test_a_vacuumed_version_is_refused_with_a_clear_error(spark: SparkSession, lake: dict) -> None:
-    # Runs after the restore: the files of the 'good' version are no longer referenced.
+def test_a_vacuumed_version_is_refused_with_a_clear_error(spark: SparkSession, lake: dict, tmp_path: Path) -> None:
+    # On a copy of the lake, so the module's other tests never meet a vacuumed table, whatever
+    # runs first. The 'bad' rerun replaced the 'good' version's files of DAY (and a restore, if
+    # it ran, replaced those of 'bad'): VACUUM removes them.
+    shutil.copytree(lake["lake"], tmp_path / "lake")
+    config = load_config(LOCAL_CONF, raw=lake["config"].raw, lake=str(tmp_path / "lake"))
+    table = str(tmp_path / "lake" / "shipment_daily_totals")
     # VACUUM lists the table with this many tasks (default 10000): far too many for a test.
     settings = {
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
@@ -118,11 +124,11 @@ def test_a_vacuumed_version_is_refused_with_a_clear_error(spark: SparkSession, l
     for key, value in settings.items():
         spark.conf.set(key, value)
     try:
-        DeltaTable.forPath(spark, lake["table"]).vacuum(0)
+        DeltaTable.forPath(spark, table).vacuum(0)
     finally:
         for key in settings:
             spark.conf.unset(key)
-    before = _lake_files(lake["lake"])
+    before = _lake_files(tmp_path / "lake")
     with pytest.raises(TableError, match="removed by VACUUM"):
-        run_restore(spark, lake["config"], RestoreRequest(DAY, lake["bad"]))
-    assert _lake_files(lake["lake"]) == before
+        run_restore(spark, config, RestoreRequest(DAY, lake["good"]))
+    assert _lake_files(tmp_path / "lake") == before
