@@ -17,7 +17,10 @@ import pytest
 import yaml
 
 from shipments.cli import build_parser, main
+from shipments.cloud.catalog import CatalogRequest, run_catalog_sync
+from shipments.cloud.deploy import DeployRequest, run_deploy
 from shipments.cloud.jobs import GLUE_ARGS_KEY, SCHEDULED_TIME
+from shipments.config import load_config
 from tests.cloud_fixtures import ROOT, Moto, moto_fixture, packaged_fixture  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -266,3 +269,33 @@ def test_deploy_glue_creates_jobs_then_updates_only_what_changed(
     assert sorted(changes) == ["glue.update_job", "glue.update_job", "s3.put_object", "scheduler.update_schedule"]
     assert '"WorkerType": "G.2X"' in out and '"ScheduleExpression": "rate(2 hours)"' in out
     assert glue.get_job(JobName="shipments-daily")["Job"]["WorkerType"] == "G.1X"
+
+
+# boto3 operation -> IAM action, where the names differ
+IAM_ACTION = {("s3", "head_object"): "s3:GetObject"}
+IAM_SERVICE = {"emr": "elasticmapreduce"}
+
+
+def test_the_deploy_role_allows_every_call_deploy_and_catalog_make(moto: Moto, packaged: Path, tmp_path: Path) -> None:
+    """Every AWS call of a deploy to each target and of a catalog sync (dry runs: the reads run,
+    the changes are recorded) is an action the deploy role's policy allows."""
+    bucket = _bucket(moto)
+    conf = _conf(tmp_path, bucket)
+    _cluster(moto, f"shipments-{bucket}", 4)
+    config = load_config(conf)
+    calls = []
+    for target in ("emr", "emr-serverless", "glue"):
+        request = DeployRequest(target, conf, packaged, True, (dt.date(2026, 11, 2),), (dt.date(2026, 10, 1),
+                                dt.date(2026, 10, 2)))  # fmt: skip
+        calls += run_deploy(None, config, request).calls
+    calls += run_catalog_sync(None, config, CatalogRequest(dry_run=True)).calls
+    policy = json.loads((ROOT / "emr" / "iam" / "deploy-policy.json").read_text())
+    allowed = {a for statement in policy["Statement"] for a in statement["Action"]}
+    used = set()
+    for call in calls:
+        pascal = "".join(part.capitalize() for part in call.operation.split("_"))
+        used.add(
+            IAM_ACTION.get((call.service, call.operation), f"{IAM_SERVICE.get(call.service, call.service)}:{pascal}")
+        )
+    assert len(used) > 15
+    assert sorted(used - allowed) == []
