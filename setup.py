@@ -21,6 +21,8 @@ setup(
             "duckdb==2.0.1",
             "ruff==0.17.6",
             "mypy==2.4.1",
+            # `shipments generate --layout dms-parquet` writes Parquet as DMS does
+            "pyarrow==26.0.1",
             "types-PyYAML==6.0.12.20261122",
             # the streaming tests, `make demo-stream` and the stream benchmark: a Kafka client
             # for the local broker, and moto's server as the local DynamoDB stand-in

@@ -77,6 +77,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -146,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--shipments-per-day", type=_positive_int, default=2000, help="default %(default)s")
     generate.add_argument("--customers", type=_positive_int, default=200, help="default %(default)s")
     generate.add_argument("--seed", type=int, default=7, help="default %(default)s")
+    generate.add_argument(
+        "--deletes", type=_share, default=0.0, help="dms-* layouts: share of records also landed as deletes"
+    )
     generate.add_argument(
         "--events-per-day", type=_non_negative_int, default=None, help="status events (default: 2 per shipment)"
     )
@@ -304,7 +317,14 @@ def _generate(args: argparse.Namespace) -> GenerateResult:
         customers=args.customers,
         seed=args.seed,
         events_per_day=args.events_per_day,
+        layout=args.layout or _configured_layout(args),
+        deletes=args.deletes,
     )
+
+
+def _configured_layout(args: argparse.Namespace) -> str:
+    """``daily.layout`` of the config when there is one (generate works without a config)."""
+    return _config(args).daily.layout if Path(args.conf).is_file() else "default"
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -96,6 +96,9 @@ def build_spark(
             # whatever `python3` comes first on PATH.
             .config("spark.pyspark.python", sys.executable)
         )
+        # PySpark's SparkContext takes the workers' interpreter for Python functions (the
+        # Firehose record splitter) from this variable, not from the setting above.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         for key, value in s3a_settings(config.s3).items():
             builder = builder.config(key, value)
         if config.log_config:

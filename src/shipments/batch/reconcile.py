@@ -21,7 +21,7 @@ from shipments.batch.plan import daily_plan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import EXIT_DISAGREE, EXIT_OK, InputError
 from shipments.model.tables import DAILY_TOTALS, DAILY_TOTALS_SCHEMA
-from shipments.storage import delta, fs, raw
+from shipments.storage import delta, raw
 from shipments.storage.raw import RawFile
 
 # How far past the lookback window to look for shipments of D that landed too late to count.
@@ -171,13 +171,14 @@ def _late_beyond_window(
     first_late = run_date + dt.timedelta(days=config.daily.lookback_days + 1)
     later = [first_late + dt.timedelta(days=i) for i in range(LATE_HORIZON_DAYS)]
     chosen = raw_layout(config)
-    landed = [d for d in later if any(fs.exists(spark, f) for f in raw.day_folders(config.raw, chosen, d)[:1])]
     files: list[RawFile] = []
-    for day in landed:
+    landed: list[dt.date] = []
+    for day in later:
         try:
             files += raw.list_raw_files(spark, config.raw, [day], chosen, required=day).files
-        except InputError:  # a folder without data files: nothing landed there
+        except InputError:  # nothing landed that day
             continue
+        landed.append(day)
     if not files:
         return
     with daily_plan(spark, config, files) as later_plan:

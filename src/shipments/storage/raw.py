@@ -21,6 +21,7 @@ from shipments.storage import csv_files, fs
 
 log = logging.getLogger(__name__)
 
+
 @dataclasses.dataclass(frozen=True, order=True)
 class RawFile:
     """One landed data file: enough to read it and to tell later whether a run's input changed."""
@@ -75,6 +76,10 @@ def list_raw_files(
     rejected: list[RejectedFile] = []
     for ingest_date in ingest_dates:
         landed = 0
+        if layout.hourly:
+            rejected += _strangers_beside_hours(
+                spark, join_path(raw, "shipments", ingest_date.strftime(layout.date_folder)), ingest_date, layout
+            )
         for folder in day_folders(raw, layout, ingest_date):
             for status in fs.list_folder(spark, folder):
                 if status.name.startswith(("_", ".")):
@@ -95,6 +100,16 @@ def list_raw_files(
         if not landed:
             log.info("ingest date %s has no data (yet) in layout %s", ingest_date, layout.name)
     return RawListing(sorted(files), sorted(rejected))
+
+
+def _strangers_beside_hours(spark: SparkSession, day: str, ingest_date: dt.date, layout: Layout) -> list[RejectedFile]:
+    """What lies in an hourly layout's day folder besides its hour folders 00..23."""
+    hours = {f"{hour:02d}" for hour in range(24)}
+    return [
+        RejectedFile(status.path, ingest_date, f"unrecognized_file:not in an hour folder of {layout.name}")
+        for status in fs.list_folder(spark, day)
+        if not status.name.startswith(("_", ".")) and (status.is_file or status.name not in hours)
+    ]
 
 
 def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind) -> DataFrame:

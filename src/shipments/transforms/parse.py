@@ -56,8 +56,9 @@ def split_json_records(text: str | None) -> list[str]:
 
     Firehose concatenates records without a delimiter (``{...}{...}``) unless told to add a
     newline; both come out the same. Braces inside strings (``"a}{b"``) and nested objects do
-    not split a record. Text that is no JSON object (a stray word, a truncated record at the
-    end) comes out as its own piece, so it is quarantined, not lost.
+    not split a record. Text that is no JSON object (a stray word, a truncated record) comes out
+    as its own piece, so it is quarantined, not lost; a truncated record ends at the line break
+    before the next record's ``{``, so it cannot swallow the records after it.
     """
     pieces: list[str] = []
     if not text:
@@ -68,6 +69,12 @@ def split_json_records(text: str | None) -> list[str]:
             if char.isspace():
                 continue
             start = index
+        if char == "\n" and (depth > 0 or in_string) and text.startswith("{", index + 1):
+            # A record cut short, and the next line opens a new one: keep the stub on its own
+            # (a JSON string never holds a raw line break; a pretty-printed record indents).
+            pieces.append(text[start:index])
+            depth, start, in_string, escaped = 0, None, False, False
+            continue
         if in_string:
             if escaped:
                 escaped = False
