@@ -67,34 +67,24 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+def _ranged(kind: Callable[[str], float], low: float, high: float | None, expected: str) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` within ``low..high``, else a one-line usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value: float | None = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value < low or (high is not None and value > high):  # NaN too
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
-    return value
+_positive_int = _ranged(int, 1, None, "a whole number of at least 1")
+_non_negative_int = _ranged(int, 0, None, "a whole number of at least 0")
+_share = _ranged(float, 0.0, 1.0, "a share from 0 to 1")
 
 
 def _instant(text: str) -> dt.datetime:
