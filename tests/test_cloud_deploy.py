@@ -53,7 +53,8 @@ def _conf(tmp_path: Path, bucket: str, *, log_table: bool = True) -> Path:
         yaml.safe_dump(
             {
                 "extends": "base.yaml",
-                "paths": {"raw": "s3://test-raw-bucket/raw", "lake": "s3://test-lake-bucket/lake"},
+                # raw under a folder of its own per test: each test's schedules differ from the last's
+                "paths": {"raw": f"s3://test-raw-bucket/{bucket}/raw", "lake": "s3://test-lake-bucket/lake"},
                 "spark": {"platform": "emr"},
                 "stream": {"checkpoint": "s3://test-lake-bucket/checkpoints/shipment_status"},
                 "deploy": deploy,
@@ -174,7 +175,7 @@ def test_deploy_emr_uploads_adds_steps_and_schedules_then_changes_nothing(
     stream_args = _schedule_input(moto, "shipments-emr-stream")["Steps"][0]["HadoopJarStep"]["Args"]
     stream = _parse(stream_args[stream_args.index(f"s3://{bucket}/{prefix}jobs/emr_main.py") + 1 :])
     assert stream.command == "stream" and stream.available_now and stream.source == "files"
-    assert stream.input == "s3://test-raw-bucket/raw/events"
+    assert stream.input == f"s3://test-raw-bucket/{bucket}/raw/events"
 
     before = (_objects(moto, bucket), len(steps))
     code, out, err = _deploy(capsys, conf, packaged, *flags)
@@ -299,3 +300,13 @@ def test_the_deploy_role_allows_every_call_deploy_and_catalog_make(moto: Moto, p
         )
     assert len(used) > 15
     assert sorted(used - allowed) == []
+
+    # and the scheduler's role allows what each schedule's target calls
+    scheduler = json.loads((ROOT / "emr" / "iam" / "scheduler-policy.json").read_text())
+    scheduler_allowed = {a for statement in scheduler["Statement"] for a in statement["Action"]}
+    targets = {c.params["Target"]["Arn"] for c in calls if c.operation in ("create_schedule", "update_schedule")}
+    assert len(targets) == 3
+    for arn in targets:
+        service, operation = arn.rsplit(":", 2)[-2:]
+        service = {"emr": "elasticmapreduce", "emrserverless": "emr-serverless"}.get(service, service)
+        assert f"{service}:{operation[0].upper()}{operation[1:]}" in scheduler_allowed, arn
