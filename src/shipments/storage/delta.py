@@ -81,6 +81,10 @@ def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, 
     never a mix; a failed or killed write commits nothing. The commit is tagged with ``run_id``
     (``committed_version`` finds it, for callers that need the version).
     """
+    _replace_where(frame, path, column, value, note=run_id)
+
+
+def _replace_where(frame: DataFrame, path: str, column: str, value: dt.date, *, note: str) -> None:
     if not isinstance(value, dt.date):
         raise TypeError("partition value must be a datetime.date")
     predicate = f"{column} = DATE'{value.isoformat()}'"
@@ -88,7 +92,7 @@ def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, 
         frame.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", predicate)
-        .option("userMetadata", run_id)
+        .option("userMetadata", note)
         .save(path)
     )
 
@@ -174,3 +178,21 @@ def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
     if row is None or row["version"] is None:
         raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
     return int(row["version"])
+
+
+def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, str]:
+    """The ``operationMetrics`` Delta recorded for commit ``version`` of the table at ``path``
+    (e.g. ``numOutputRows``: rows the commit wrote); empty when it recorded none."""
+    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("version") == F.lit(version))
+    row = history.select("operationMetrics").first()
+    if row is None:
+        raise TableError(f"could not find version {version} in the history of {path}")
+    return dict(row["operationMetrics"] or {})
+
+
+def put_back_partition(spark: SparkSession, path: str, column: str, value: dt.date, *, version: int, note: str) -> None:
+    """Replace partition ``column = value`` of the table at ``path`` with its content at
+    ``version`` (time travel; empty there empties it): one atomic commit tagged ``note``, other
+    partitions untouched, as ``shipments restore`` does."""
+    previous = spark.read.format("delta").option("versionAsOf", version).load(path)
+    _replace_where(previous.filter(F.col(column) == F.lit(value)), path, column, value, note=note)
