@@ -3,6 +3,11 @@ subprocess runs of the job, and an independent model of what the tables must hol
 
 Import the fixtures a module needs from here (``from tests.stream_fixtures import kafka``).
 Every process started here is stopped by its pid in a finalizer.
+
+Run as a module, it is ``shipments`` with a pause point, so a test can SIGKILL the job exactly
+there (see ``install_pause``)::
+
+    python -m tests.stream_fixtures MARKER_FILE POINT shipments-args...
 """
 
 from __future__ import annotations
@@ -323,3 +328,63 @@ def read_status(spark: Any, lake: Path) -> dict[str, tuple[str, dt.datetime, str
 
 def read_rows(spark: Any, path: Path) -> list[dict[str, Any]]:
     return [{k: utc(v) for k, v in r.asDict().items()} for r in spark.read.format("delta").load(str(path)).collect()]
+
+
+# --------------------------------------------------------------------------- pause points
+
+PAUSE_AT_SINK_START = "sink_start"
+PAUSE_AFTER_INSERT = "after_insert:"  # + a table name: shipment_status_dlq, shipment_status_late
+
+
+def install_pause(point: str, marker: Path) -> None:
+    """Make this process's stream stop for good at ``point``, announcing it in ``marker``.
+
+    ``sink_start``: when a micro-batch reaches the sink, before it writes anything.
+    ``after_insert:<table>``: right after a batch's insert into ``<table>`` returned (committed),
+    before the batch's next write and its commit in the checkpoint.
+    The first time the point is reached, ``marker`` is written whole (``{"point", "batch_id"}``)
+    and the ``foreachBatch`` call blocks until the process is killed.
+    """
+    import threading
+
+    from shipments.storage import delta
+    from shipments.stream.sink import StatusBatchSink
+
+    def pause(batch_id: int) -> None:
+        temporary = marker.with_name(marker.name + ".tmp")
+        temporary.write_text(json.dumps({"point": point, "batch_id": batch_id}))
+        temporary.replace(marker)
+        threading.Event().wait()
+
+    if point == PAUSE_AT_SINK_START:
+        sink_call = StatusBatchSink.__call__
+
+        def call(self: StatusBatchSink, batch: Any, batch_id: int) -> None:
+            pause(batch_id)
+            sink_call(self, batch, batch_id)
+
+        StatusBatchSink.__call__ = call  # type: ignore[method-assign]
+    elif point.startswith(PAUSE_AFTER_INSERT):
+        table = point.removeprefix(PAUSE_AFTER_INSERT)
+        insert = delta.merge_insert_new
+
+        def insert_then_pause(source: Any, path: str, *, keys: Any, note: str) -> None:
+            insert(source, path, keys=keys, note=note)
+            if Path(path).name == table:
+                pause(int(note.rsplit(" ", 1)[1]))  # the note is "shipment_status batch <id>"
+
+        delta.merge_insert_new = insert_then_pause
+    else:
+        raise ValueError(f"unknown pause point {point!r}")
+
+
+def paused_cmd(marker: Path, point: str, conf: Path, *args: str) -> list[str]:
+    """``shipments_cmd`` that stops for good at ``point`` (run it with cwd=ROOT)."""
+    return [PYTHON, "-m", "tests.stream_fixtures", str(marker), point, *shipments_cmd(conf, *args)[3:]]
+
+
+if __name__ == "__main__":
+    from shipments.cli import main
+
+    install_pause(sys.argv[2], Path(sys.argv[1]))
+    sys.exit(main(sys.argv[3:]))

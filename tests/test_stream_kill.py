@@ -1,13 +1,18 @@
 """SIGKILL the continuous job at several points, restart it from its checkpoint, and check that
 the tables (and the DynamoDB serving table) hold exactly what an uninterrupted run gives.
 
-Kill points: (1) in the middle of the first micro-batch, (2) right after a batch appended to the
-dead-letter table, before it was committed, (3) right after a batch appended to the late table,
-before it was committed. The job runs as `python -m shipments stream` subprocesses.
+Kill points: (1) at the start of the first micro-batch, before it wrote anything, (2) right after
+the replayed batch inserted its dead letters, before its other writes and its commit, (3) right
+after a later batch inserted its late events, before its other writes and its commit. The job
+runs as `python -m shipments stream` subprocesses; for a kill point it runs with a pause there
+(``stream_fixtures.install_pause``), so each kill is known to land where it is meant to: the test
+waits for the pause, checks the tables and the checkpoint there, then kills the whole process
+group (driver, JVM, Python workers) at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,10 +27,14 @@ from pyspark.sql import SparkSession
 
 from tests.stream_fixtures import (  # noqa: F401
     MOTO_ENV,
+    PAUSE_AFTER_INSERT,
+    PAUSE_AT_SINK_START,
+    ROOT,
     event,
     kafka,
     model_tables,
     moto_dynamodb,
+    paused_cmd,
     read_rows,
     read_status,
     shipments_cmd,
@@ -83,11 +92,6 @@ def _batches(folder: Path) -> set[int]:
     return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.exists() else set()
 
 
-def _in_flight(checkpoint: Path) -> bool:
-    """A batch whose offsets are logged but which is not committed yet."""
-    return bool(_batches(checkpoint / "offsets") - _batches(checkpoint / "commits"))
-
-
 def _committed_offsets(checkpoint: Path) -> dict[int, int]:
     commits = _batches(checkpoint / "commits")
     if not commits:
@@ -101,30 +105,57 @@ def _covers(checkpoint: Path, ends: dict[int, int]) -> bool:
     return all(done.get(p, 0) >= o for p, o in ends.items())
 
 
-def _delta_versions(table: Path) -> int:
-    log = table / "_delta_log"
-    return len(list(log.glob("*.json"))) if log.exists() else 0
+def _rows(spark: SparkSession, table: Path) -> list[dict[str, Any]]:
+    return read_rows(spark, table) if (table / "_delta_log").exists() else []
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies waiting to be reaped do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")"
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
 
 
 def _start(cmd: list[str], env: dict[str, str], logs: Path, n: int) -> subprocess.Popen[bytes]:
     with open(logs / f"stream-{n}.log", "wb") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the driver, its JVM and workers
+        )
 
 
-def _kill_when(process: subprocess.Popen[bytes], condition: Any, what: str, logs: Path, n: int) -> None:
-    def ready() -> bool:
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the job's whole process group and wait until none of it runs."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    wait_for(lambda: not _group_alive(process.pid), 60, f"process group {process.pid} to end")
+
+
+def _await_pause(process: subprocess.Popen[bytes], marker: Path, logs: Path, n: int) -> dict[str, Any]:
+    """Wait until run ``n`` reached its pause point; the point and the batch id it paused in."""
+
+    def paused() -> bool:
         if process.poll() is not None:
             raise AssertionError(
-                f"stream run {n} exited {process.returncode}: {(logs / f'stream-{n}.log').read_text()[-2000:]}"
+                f"stream run {n} exited {process.returncode} without reaching its kill point: "
+                f"{(logs / f'stream-{n}.log').read_text()[-2000:]}"
             )
-        return bool(condition())
+        return marker.exists()
 
-    try:
-        wait_for(ready, TIMEOUT, what, interval=0.02)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        stop_process(process)
+    wait_for(paused, TIMEOUT, f"run {n} to reach its kill point", interval=0.05)
+    return dict(json.loads(marker.read_text()))
 
 
 def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
@@ -152,44 +183,56 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
             "dynamodb": {"table": TABLE, "region": moto_dynamodb.region, "endpoint_url": moto_dynamodb.endpoint_url},
         },
     )
-    cmd = shipments_cmd(
-        conf,
-        "stream",
-        "--source",
-        "kafka",
-        "--bootstrap-servers",
-        kafka.bootstrap_servers,
-        "--topic",
-        TOPIC,
-        "--checkpoint",
-        str(checkpoint),
-    )
+    args = ("stream", "--source", "kafka", "--bootstrap-servers", kafka.bootstrap_servers, "--topic", TOPIC)
+    args += ("--checkpoint", str(checkpoint))
+    cmd = shipments_cmd(conf, *args)
     env = {**os.environ, **MOTO_ENV, "PYSPARK_PYTHON": sys.executable}
+    status_table, late_table, dlq_table = (
+        lake / name for name in ("shipment_status", "shipment_status_late", "shipment_status_dlq")
+    )
+
+    def paused_run(n: int, point: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """Run ``n`` of the job, made to stop for good at ``point``."""
+        marker = tmp_path / f"paused-{n}"
+        return _start(paused_cmd(marker, point, conf, *args), env, logs, n), marker
 
     ends_a1 = _produce(kafka, A1)
-    # 1: killed in the middle of its first micro-batch.
-    _kill_when(_start(cmd, env, logs, 1), lambda: _in_flight(checkpoint), "a batch in flight", logs, 1)
+    # 1: killed at the start of its first micro-batch, before the batch wrote anything.
+    run1, marker = paused_run(1, PAUSE_AT_SINK_START)
+    try:
+        assert _await_pause(run1, marker, logs, 1) == {"point": PAUSE_AT_SINK_START, "batch_id": 0}
+        assert _batches(checkpoint / "offsets") == {0} and not _batches(checkpoint / "commits")
+        assert not (_rows(spark, status_table) or _rows(spark, late_table) or _rows(spark, dlq_table))
+    finally:
+        _kill(run1)
     assert not _batches(checkpoint / "commits")
 
-    # 2: killed right after the replayed batch appended its dead letters, before its commit.
-    dlq_versions = _delta_versions(lake / "shipment_status_dlq")
-    # (or, if run 1 got as far as that append, its commit: the replay then skips the append)
-    _kill_when(
-        _start(cmd, env, logs, 2),
-        lambda: _delta_versions(lake / "shipment_status_dlq") > dlq_versions or _batches(checkpoint / "commits"),
-        "a DLQ append",
-        logs,
-        2,
-    )
+    # 2: the restart replays batch 0; killed right after it inserted its dead letters, before its
+    # status MERGE and its commit.
+    dlq_point = PAUSE_AFTER_INSERT + "shipment_status_dlq"
+    run2, marker = paused_run(2, dlq_point)
+    try:
+        assert _await_pause(run2, marker, logs, 2) == {"point": dlq_point, "batch_id": 0}
+        assert not _batches(checkpoint / "commits")
+        assert sorted(r["raw_value"] for r in _rows(spark, dlq_table)) == sorted(
+            line for line in A1 if model_tables([[line]], LATENESS).dlq_values
+        )
+        assert not _rows(spark, status_table), "the kill landed before the batch's status MERGE"
+    finally:
+        _kill(run2)
+    assert not _batches(checkpoint / "commits")
 
-    # 3: runs A to the end, then is killed right after a batch of B appended its late events.
-    run3 = _start(cmd, env, logs, 3)
+    # 3: runs A to the end, then is killed right after the batch reading B's late events inserted
+    # them, before its status MERGE and its commit.
+    late_point = PAUSE_AFTER_INSERT + "shipment_status_late"
+    run3, marker = paused_run(3, late_point)
 
     def running_and(condition: Any) -> Any:
         def check() -> bool:
             assert run3.poll() is None, (
                 f"stream run 3 exited {run3.returncode}: {(logs / 'stream-3.log').read_text()[-2000:]}"
             )
+            assert not marker.exists(), f"run 3 paused before B was produced: {marker.read_text()}"
             return bool(condition())
 
         return check
@@ -198,21 +241,20 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
         wait_for(running_and(lambda: _covers(checkpoint, ends_a1)), TIMEOUT, "A1 committed")
         ends_a2 = _produce(kafka, A2)
         wait_for(running_and(lambda: _covers(checkpoint, ends_a2)), TIMEOUT, "A2 committed")
-        late_versions = _delta_versions(lake / "shipment_status_late")
-        _produce(kafka, B)
         committed_before_b = max(_batches(checkpoint / "commits"))
-        _kill_when(
-            run3,
-            lambda: (
-                _delta_versions(lake / "shipment_status_late") > late_versions
-                or max(_batches(checkpoint / "commits")) > committed_before_b + 1
-            ),
-            "a late append",
-            logs,
-            3,
+        _produce(kafka, B)
+        paused_in = _await_pause(run3, marker, logs, 3)
+        assert paused_in["point"] == late_point and paused_in["batch_id"] > committed_before_b
+        assert paused_in["batch_id"] not in _batches(checkpoint / "commits")
+        stored_late = {r["event_id"]: r["batch_id"] for r in _rows(spark, late_table)}
+        assert stored_late and set(stored_late.values()) == {paused_in["batch_id"]}
+        assert set(stored_late) <= {f"late-{s}" for s in range(5)}
+        assert paused_in["batch_id"] not in {r["batch_id"] for r in _rows(spark, status_table)}, (
+            "the kill landed before the batch's status MERGE"
         )
     finally:
-        stop_process(run3)
+        _kill(run3)
+    assert paused_in["batch_id"] not in _batches(checkpoint / "commits")
 
     # 4: drains what is left and stops.
     finished = subprocess.run(
