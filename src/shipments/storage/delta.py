@@ -106,19 +106,6 @@ def append_rows(frame: DataFrame, path: str, *, add_columns: bool = False) -> No
     writer.save(path)
 
 
-def append_once(frame: DataFrame, path: str, *, app_id: str, version: int, note: str) -> None:
-    """Append unless ``app_id`` already committed ``version`` to ``path`` (a replay): Delta's
-    ``txnAppId``/``txnVersion`` make it idempotent. ``note`` becomes the commit's userMetadata."""
-    (
-        frame.write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", str(version))
-        .option("userMetadata", note)
-        .save(path)
-    )
-
-
 def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str) -> None:
     """MERGE ``source`` (one row per ``key``, the table's columns) into the table at ``path``:
     insert new keys, and replace a stored row only where the SQL condition ``newer`` holds
