@@ -310,3 +310,12 @@ def test_the_deploy_role_allows_every_call_deploy_and_catalog_make(moto: Moto, p
         service, operation = arn.rsplit(":", 2)[-2:]
         service = {"emr": "elasticmapreduce", "emrserverless": "emr-serverless"}.get(service, service)
         assert f"{service}:{operation[0].upper()}{operation[1:]}" in scheduler_allowed, arn
+
+
+def test_deploy_to_a_missing_bucket_fails_in_one_line(
+    moto: Moto, packaged: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = _conf(tmp_path, f"missing-{uuid.uuid4().hex[:10]}")
+    code, _, err = _deploy(capsys, conf, packaged, "--target", "glue")
+    assert code == 1 and "s3.put_object" in err and "NoSuchBucket" in err, err
+    assert len(err.strip().splitlines()) == 1

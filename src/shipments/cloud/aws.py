@@ -73,7 +73,7 @@ class Aws:
         except Exception as exc:
             if is_not_found(exc):
                 raise
-            raise CloudError(f"{service}.{operation} failed: {_error_text(exc)}") from exc
+            raise CloudError(f"{service}.{operation} failed: {error_text(exc)}") from exc
 
     @property
     def changes(self) -> list[Call]:
@@ -86,7 +86,8 @@ def is_not_found(exc: BaseException) -> bool:
     return code in {"EntityNotFoundException", "ResourceNotFoundException", "NoSuchKey", "404", "NotFound"}
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """An AWS error's code and message (or the exception's first line)."""
     error = getattr(exc, "response", {}).get("Error", {})
     if error:
         return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")

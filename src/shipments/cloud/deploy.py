@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from shipments.cloud import jobs
-from shipments.cloud.aws import Aws, Call, is_not_found, s3_uri, split_s3
+from shipments.cloud.aws import Aws, Call, CloudError, error_text, is_not_found, s3_uri, split_s3
 from shipments.config import Config
 from shipments.errors import EXIT_OK, ConfigError, InputError
 
@@ -176,9 +176,13 @@ def _put_if_changed(aws: Aws, bucket: str, key: str, path: Path) -> None:
     except Exception as exc:
         if not is_not_found(exc):
             raise
+    # Recorded with the body's size, sent with the body itself.
     aws.calls.append(Call("s3", "put_object", {"Bucket": bucket, "Key": key, "Body": f"<{len(body)} bytes>"}, True))
     if not aws.dry_run:
-        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest})
+        try:
+            aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest})
+        except Exception as exc:
+            raise CloudError(f"s3.put_object s3://{bucket}/{key} failed: {error_text(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- multi-writer safety
