@@ -122,3 +122,26 @@ def test_cli_logs_and_last_line_never_show_a_secret_setting(tmp_path: Path) -> N
     for path in lake.rglob("*"):
         if path.is_file() and path.suffix in {".json", ".crc", ".parquet"}:
             assert FAKE_SECRET.encode() not in path.read_bytes(), path
+
+
+def test_no_credentials_in_the_repository() -> None:
+    """Every tracked file: no AWS access key id, no secret key or password assigned a value."""
+    import re
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    key_id = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+    assigned = re.compile(
+        r"(?i)(aws_secret_access_key|secret[._]key|password)[\"']?\s*[=:]\s*[\"']?([A-Za-z0-9/+]{20,})"
+    )
+    # test fixtures: our fakes and AWS's documented examples (AKIAIOSFODNN7EXAMPLE)
+    placeholder = re.compile("FAKE|EXAMPLE")
+    found = []
+    for name in files:
+        path = ROOT / name
+        if not path.is_file() or path.suffix in {".jar", ".gz", ".parquet", ".png"}:
+            continue
+        text = path.read_text(errors="ignore")
+        found += [f"{name}: {m.group(0)}" for m in key_id.finditer(text) if not placeholder.search(m.group(0))]
+        found += [f"{name}: {m.group(1)}=..." for m in assigned.finditer(text) if not placeholder.search(m.group(2))]
+    assert found == []
