@@ -144,6 +144,8 @@ def emr_serverless_job(config: Config, artifacts: Artifacts, command: JobCommand
     """``start_job_run``'s ``jobDriver`` for ``command`` (the venv archive and EMR's Delta jars)."""
     settings = {
         "spark.archives": f"{artifacts.uri(artifacts.venv)}#environment",
+        # as AWS documents for a packed venv on EMR Serverless: driver, its Python, the executors
+        "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": "./environment/bin/python",
         **_python_env("spark.emr-serverless.driverEnv."),
         "spark.jars": EMR_DELTA_JARS,
         **DELTA_SQL,
