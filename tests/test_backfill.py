@@ -48,8 +48,8 @@ def _config(raw: Path, lake: Path) -> Config:
 
 def _rows(spark: SparkSession, lake: Path, dates: list[dt.date]) -> dict[str, list[tuple]]:
     """Table contents for ``dates``, sorted, without what legitimately differs between runs
-    (run ids, timestamps, the raw zone's folder). Weights are rounded: a double sum's last bit
-    depends on the order Spark adds partial sums in."""
+    (run ids, timestamps, the raw zone's folder). Weights compare exactly: the job sums them as
+    decimals before the cast to double, so no order of partial sums can change a bit."""
     totals = [
         (
             r.ship_date,
@@ -59,7 +59,7 @@ def _rows(spark: SparkSession, lake: Path, dates: list[dt.date]) -> dict[str, li
             r.region,
             r.shipment_count,
             r.cancelled_count,
-            round(r.total_weight_kg, 6),
+            r.total_weight_kg,
             r.total_charge_usd,
         )
         for r in spark.read.format("delta")
