@@ -64,9 +64,10 @@ class Moto:
 
 @pytest.fixture(scope="session", name="moto")
 def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    """moto's server on 127.0.0.1, with the process environment pointed at it while it runs.
+    """moto's server on 127.0.0.1 for the whole session, stopped by its pid at the end.
 
-    A test module imports ``moto_fixture`` and asks for ``moto``."""
+    A test module imports ``moto_fixture`` and asks for ``moto``; code under test that finds AWS
+    through the environment (the command line in this process) also asks for ``aws_env``."""
     port = free_port()
     log = tmp_path_factory.mktemp("moto-cloud") / "moto.log"
     with open(log, "wb") as out:
@@ -77,7 +78,6 @@ def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
             stdin=subprocess.DEVNULL,
         )
     server = Moto(process, f"http://127.0.0.1:{port}", log)
-    old = {k: os.environ.get(k) for k in server.env}
     try:
 
         def up() -> bool:
@@ -89,15 +89,19 @@ def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
                 return False
 
         wait_for(up, 60, "moto server")
-        os.environ.update(server.env)
         yield server
     finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         stop_process(process)
+
+
+@pytest.fixture(name="aws_env")
+def aws_env_fixture(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """The process environment pointed at moto (fake credentials, endpoint, region) for one test."""
+    for key, value in moto.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,9 @@ import pytest
 
 from shipments.cli import main
 from shipments.model.tables import BATCH_TABLES, STREAM_TABLES
-from tests.cloud_fixtures import ROOT, Moto, moto_fixture  # noqa: F401
+from tests.cloud_fixtures import ROOT, Moto, aws_env_fixture, moto_fixture  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def _conf(tmp_path: Path, lake: str) -> Path:

@@ -21,9 +21,9 @@ from shipments.cloud.catalog import CatalogRequest, run_catalog_sync
 from shipments.cloud.deploy import DeployRequest, run_deploy
 from shipments.cloud.jobs import GLUE_ARGS_KEY, SCHEDULED_TIME
 from shipments.config import load_config
-from tests.cloud_fixtures import ROOT, Moto, moto_fixture, packaged_fixture  # noqa: F401
+from tests.cloud_fixtures import ROOT, Moto, aws_env_fixture, moto_fixture, packaged_fixture  # noqa: F401
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
 
 ACCOUNT = "123456789012"
 FIRE_TIME = "2026-11-03T02:30:00Z"
