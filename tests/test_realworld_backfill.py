@@ -41,7 +41,19 @@ def _line(sid: str, charge: str) -> str:
 
 def _backfill(raw: Path, lake: Path) -> int:
     return main(
-        ["backfill", "--start", DAY.isoformat(), "--end", DAY.isoformat(), "--conf", str(LOCAL_CONF), "--raw", str(raw), "--lake", str(lake)]
+        [
+            "backfill",
+            "--start",
+            DAY.isoformat(),
+            "--end",
+            DAY.isoformat(),
+            "--conf",
+            str(LOCAL_CONF),
+            "--raw",
+            str(raw),
+            "--lake",
+            str(lake),
+        ]
     )
 
 
@@ -49,7 +61,9 @@ def _totals(spark: SparkSession, lake: Path) -> list[tuple]:
     return sorted(tuple(r) for r in spark.read.format("delta").load(str(lake / "shipment_daily_totals")).collect())
 
 
-def test_same_size_correction_with_restored_mtime_is_rerun(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_same_size_correction_with_restored_mtime_is_rerun(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (raw / "customers").mkdir(parents=True)
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
     folder = raw / "shipments" / f"ingest_date={DAY.isoformat()}"
@@ -74,10 +88,17 @@ def test_same_size_correction_with_restored_mtime_is_rerun(spark: SparkSession, 
     assert rc == 0, capsys.readouterr().err
     assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("35.00"))]
     runs = (
-        spark.read.format("delta").load(str(lake / "pipeline_runs"))
+        spark.read.format("delta")
+        .load(str(lake / "pipeline_runs"))
         .filter((F.col("run_date") == F.lit(DAY)) & (F.col("status") == "SUCCEEDED"))
         .collect()
     )
     assert len(runs) == 2
     for run in runs:
-        assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (2, 2, 0, 0, 0)
+        assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (
+            2,
+            2,
+            0,
+            0,
+            0,
+        )

@@ -23,7 +23,9 @@ LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 
 
-def _line(sid: str, cid: str, created: str, *, status: str = "CREATED", weight: float = 1.0, charge: str = "1.00") -> str:
+def _line(
+    sid: str, cid: str, created: str, *, status: str = "CREATED", weight: float = 1.0, charge: str = "1.00"
+) -> str:
     return json.dumps(
         {
             "shipment_id": sid,
@@ -58,13 +60,19 @@ def _totals(spark: SparkSession, lake: Path) -> list[tuple]:
 
 def _run_row(spark: SparkSession, lake: Path, day: dt.date):  # type: ignore[no-untyped-def]
     runs = spark.read.format("delta").load(str(lake / "pipeline_runs"))
-    row = runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily")).orderBy(F.col("started_at").desc()).first()
+    row = (
+        runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily"))
+        .orderBy(F.col("started_at").desc())
+        .first()
+    )
     assert row is not None
     assert row.rows_read == row.rows_kept + row.rows_other_dates + row.rows_duplicates + row.rows_quarantined
     return row
 
 
-def test_customer_csv_written_by_python_csv_module(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_customer_csv_written_by_python_csv_module(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 1: RFC 4180 quoting, UTF-8, reordered header and an extra ``Op`` column."""
     (raw / "customers").mkdir(parents=True)
     with open(raw / "customers" / "customers.csv", "w", newline="", encoding="utf-8") as handle:
@@ -97,7 +105,9 @@ def test_customer_csv_written_by_python_csv_module(spark: SparkSession, raw: Pat
     assert (run.rows_read, run.rows_kept, run.unknown_customers, run.dimension_duplicates) == (4, 4, 0, 0)
 
 
-def test_csv_raw_zone_maps_columns_by_header_name(spark: SparkSession, raw: Path, lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_raw_zone_maps_columns_by_header_name(
+    spark: SparkSession, raw: Path, lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 1: ``daily.raw_format: csv`` with a reordered header and an extra ``Op`` column."""
     (raw / "customers").mkdir(parents=True)
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
@@ -114,10 +124,18 @@ def test_csv_raw_zone_maps_columns_by_header_name(spark: SparkSession, raw: Path
     assert rc == 0, capsys.readouterr().err
     assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 1, 3.75, Decimal("15.10"))]
     run = _run_row(spark, lake, DAY)
-    assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (2, 2, 0, 0, 0)
+    assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (
+        2,
+        2,
+        0,
+        0,
+        0,
+    )
 
 
-def test_customer_csv_missing_required_column_fails_the_run(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_customer_csv_missing_required_column_fails_the_run(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 1: a customer file without ``segment`` fails the run, naming the column; no totals."""
     (raw / "customers").mkdir(parents=True)
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,region\nC1,Acme,EU\n")
@@ -133,10 +151,14 @@ def test_customer_csv_missing_required_column_fails_the_run(spark: SparkSession,
     assert not totals.exists() or spark.read.format("delta").load(str(totals)).count() == 0
 
 
-def test_duplicate_customer_rows_prefer_the_non_blank_one(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_duplicate_customer_rows_prefer_the_non_blank_one(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 4: ``C1,,,`` and ``C1,Acme,SMB,EU``: C1 is Acme/SMB/EU, one dimension duplicate."""
     (raw / "customers").mkdir(parents=True)
-    (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,,,\nC1,Acme,SMB,EU\n")
+    (raw / "customers" / "customers.csv").write_text(
+        "customer_id,customer_name,segment,region\nC1,,,\nC1,Acme,SMB,EU\n"
+    )
     _land(raw, DAY, "part-0.jsonl", [_line("S1", "C1", "2026-11-02T08:00:00Z", weight=2.5, charge="7.25")])
     rc = _daily(DAY, raw, lake)
     assert rc == 0, capsys.readouterr().err

@@ -24,11 +24,14 @@ PREVIOUS = dt.date(2026, 11, 1)
 CUSTOMERS = "customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\nC2,Globex,ENT,NA\n"
 
 
-def _line(sid: str, cid: str, created: str, *, weight: str = "1.5", charge: str = '"10.00"', status: str = '"CREATED"') -> str:
+def _line(
+    sid: str, cid: str, created: str, *, weight: str = "1.5", charge: str = '"10.00"', status: str = '"CREATED"'
+) -> str:
     """One raw line; ``weight``, ``charge`` and ``status`` are JSON literals, written verbatim."""
     return (
         f'{{"shipment_id": "{sid}", "customer_id": "{cid}", "created_at": "{created}", "updated_at": "{created}", '
-        f'"status": {status}, "origin_region": "EU", "destination_region": "NA", "weight_kg": {weight}, "charge_usd": {charge}}}'
+        f'"status": {status}, "origin_region": "EU", "destination_region": "NA", '
+        f'"weight_kg": {weight}, "charge_usd": {charge}}}'
     )
 
 
@@ -64,7 +67,11 @@ def _quarantine(spark: SparkSession, lake: Path) -> list[tuple]:
 
 def _run_row(spark: SparkSession, lake: Path, day: dt.date):  # type: ignore[no-untyped-def]
     runs = spark.read.format("delta").load(str(lake / "pipeline_runs"))
-    row = runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily")).orderBy(F.col("started_at").desc()).first()
+    row = (
+        runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily"))
+        .orderBy(F.col("started_at").desc())
+        .first()
+    )
     assert row is not None
     assert row.status == "SUCCEEDED", row.error
     assert row.rows_read == row.rows_kept + row.rows_other_dates + row.rows_duplicates + row.rows_quarantined
@@ -75,7 +82,9 @@ def _counts(row) -> tuple:  # type: ignore[no-untyped-def]
     return (row.rows_read, row.rows_kept, row.rows_other_dates, row.rows_duplicates, row.rows_quarantined)
 
 
-def test_early_arrival_in_previous_folder_counts_on_its_ship_date(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_early_arrival_in_previous_folder_counts_on_its_ship_date(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 2: created on D, landed in ingest_date=D-1: the run for D counts it (lookbehind 1);
     the run for D-1 reads it too, as another date, and leaves it out of D-1's totals."""
     _customers(raw)
@@ -103,7 +112,9 @@ def test_early_arrival_in_previous_folder_counts_on_its_ship_date(spark: SparkSe
     assert _totals(spark, lake, DAY) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("10.00"))]
 
 
-def test_charges_are_never_rounded(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_charges_are_never_rounded(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 3: more than 2 decimals is bad_precision, as a string or a JSON number, at any
     magnitude; 16 integer digits + 2 decimals as a JSON number is stored exactly."""
     _customers(raw)
@@ -132,7 +143,9 @@ def test_charges_are_never_rounded(spark: SparkSession, raw: Path, lake: Path, c
 GLOB_LIKE_NAMES = ("export[1].jsonl", "*.jsonl", "a?b.jsonl", "{x,y}.jsonl", "with space.jsonl", "zoë.jsonl")
 
 
-def test_file_names_are_not_glob_patterns(spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_file_names_are_not_glob_patterns(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 6: every landed file is read once, whatever characters its name holds."""
     _customers(raw)
     for i, name in enumerate(GLOB_LIKE_NAMES, start=1):
@@ -147,7 +160,9 @@ def test_file_names_are_not_glob_patterns(spark: SparkSession, raw: Path, lake: 
     assert run.input_files == 6
 
 
-def test_ansi_mode_gives_the_same_tables(spark: SparkSession, raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ansi_mode_gives_the_same_tables(
+    spark: SparkSession, raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Item 8: with spark.sql.ansi.enabled=true, bad numbers and timestamps are still quarantined
     (not exceptions) and every table is the same as with ANSI off."""
     _customers(raw)

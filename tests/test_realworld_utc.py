@@ -53,7 +53,20 @@ def test_run_timestamps_are_utc_instants(spark: SparkSession, tmp_path: Path, zo
 
     before = time.time()
     result = subprocess.run(
-        [sys.executable, "-m", "shipments", "daily", "--date", "2026-11-02", "--conf", str(LOCAL_CONF), "--raw", str(raw), "--lake", str(lake)],
+        [
+            sys.executable,
+            "-m",
+            "shipments",
+            "daily",
+            "--date",
+            "2026-11-02",
+            "--conf",
+            str(LOCAL_CONF),
+            "--raw",
+            str(raw),
+            "--lake",
+            str(lake),
+        ],
         cwd=tmp_path,
         env={**os.environ, "TZ": zone},
         capture_output=True,
