@@ -15,6 +15,7 @@ import logging
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from shipments.batch import audit
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
 from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates, raw_layout
 from shipments.config import Config
@@ -142,7 +143,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
     with recorded_run(spark, config, record):
         try:
             with daily_plan(spark, config, files, customers) as plan:
-                counts = _count(plan, run_date)
+                counts = _count(plan, run_date, audit.landed_records(spark, config, files))
                 record.update(**counts.ledger_values())
                 _warn(counts, run_date)
                 rejected = [f for f in listing.rejected if f.ingest_date == run_date]
@@ -181,6 +182,8 @@ def _publish(
     day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
     delta.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=record.run_id)
     version = delta.committed_version(spark, DAILY_TOTALS.path(config), record.run_id)
+    written = {"rows": record.rows_written or 0, "shipments": record.rows_kept or 0}
+    audit.verify_written(spark, config, run_date, version, run_id=record.run_id, **written)
     quarantine = to_quarantine_rows(plan.validated, run_date, record.run_id, record.started_at)
     if rejected:
         files = spark.createDataFrame([(f.path, f.reason) for f in rejected], "source_file string, reason string")
@@ -193,7 +196,7 @@ def _warn(counts: DailyCounts, run_date: dt.date) -> None:
     if counts.dimension_duplicates:
         log.warning(
             "data quality: %d customer_id(s) appear more than once in the customer dimension; "
-            "kept the first row by (customer_name, segment, region) for each",
+            "kept the row with the most non-blank attributes (then the smallest) for each",
             counts.dimension_duplicates,
         )
     if counts.unknown_customers:
@@ -205,14 +208,18 @@ def _warn(counts: DailyCounts, run_date: dt.date) -> None:
         )
 
 
-def _count(plan: DailyPlan, run_date: dt.date) -> DailyCounts:
-    """All of a run's counts, in one aggregation per cached frame, checked before any write.
+def _count(plan: DailyPlan, run_date: dt.date, landed: dict[str, int]) -> DailyCounts:
+    """All of a run's counts, in one aggregation per cached frame, checked before any write;
+    ``landed``: the records each input file holds, counted apart from the parse
+    (``audit.landed_records``).
 
     Raises:
-        DataQualityError: the counts do not conserve records, or a total overflowed.
+        DataQualityError: the parse lost or gained records, the counts do not conserve records,
+            or a total overflowed.
     """
     if plan.totals is None or plan.customers is None:
         raise ValueError("the daily plan was built without customers")
+    audit.check_read(landed, plan.validated, run_date)
     on_day = F.col("ship_date") == F.lit(run_date)
     lines = plan.validated.agg(F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")).collect()[0]
     latest = plan.latest.agg(
