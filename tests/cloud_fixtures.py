@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from shipments.devtools.kafka_broker import free_port
-from tests.stream_fixtures import stop_process, wait_for
+from tests.stream_fixtures import moto_server
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -68,30 +67,9 @@ def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
 
     A test module imports ``moto_fixture`` and asks for ``moto``; code under test that finds AWS
     through the environment (the command line in this process) also asks for ``aws_env``."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-cloud") / "moto.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    server = Moto(process, f"http://127.0.0.1:{port}", log)
-    try:
-
-        def up() -> bool:
-            assert process.poll() is None, f"moto server exited: {log.read_text()[-500:]}"
-            try:
-                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(up, 60, "moto server")
-        yield server
-    finally:
-        stop_process(process)
+    folder = tmp_path_factory.mktemp("moto-cloud")
+    with moto_server(folder) as (process, endpoint):
+        yield Moto(process, endpoint, folder / "moto.log")
 
 
 @pytest.fixture(name="aws_env")

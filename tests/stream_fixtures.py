@@ -72,11 +72,12 @@ class MotoServer:
 MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
-@pytest.fixture(scope="session")
-def moto_dynamodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """moto's server mode on 127.0.0.1: the accepted stand-in for DynamoDB here."""
+@contextlib.contextmanager
+def moto_server(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """moto's server mode on a free 127.0.0.1 port (its log in ``folder``): (process, endpoint).
+    Waits until it answers; stops it by its pid on the way out."""
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    log = folder / "moto.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -84,22 +85,28 @@ def moto_dynamodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServ
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    server = MotoServer(process, f"http://127.0.0.1:{port}")
+    endpoint = f"http://127.0.0.1:{port}"
     try:
 
         def up() -> bool:
             assert process.poll() is None, f"moto server exited: {log.read_text()[-500:]}"
             try:
-                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1):
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
                     return True
             except OSError:
                 return False
 
         wait_for(up, 60, "moto server")
-        with _env(MOTO_ENV):
-            yield server
+        yield process, endpoint
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def moto_dynamodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's server mode on 127.0.0.1: the accepted stand-in for DynamoDB here."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as (process, endpoint), _env(MOTO_ENV):
+        yield MotoServer(process, endpoint)
 
 
 @contextlib.contextmanager
