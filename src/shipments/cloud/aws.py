@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from shipments.errors import ConfigError, ShipmentsError
+from shipments.errors import EXIT_OK, ConfigError, ShipmentsError
 
 
 class CloudError(ShipmentsError):
@@ -31,6 +31,25 @@ class Call:
     def line(self) -> str:
         shown = json.dumps(self.params, sort_keys=True, default=str)
         return f"{'CHANGE' if self.changes else 'read  '} {self.service}.{self.operation} {shown}"
+
+
+class Recorded:
+    """What a cloud command's result shares: its recorded calls, which of them change something,
+    and the lines its summary shows (every call on a dry run, else the changes)."""
+
+    dry_run: bool
+    calls: list[Call]
+
+    @property
+    def changes(self) -> list[Call]:
+        return [c for c in self.calls if c.changes]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK
+
+    def call_lines(self) -> list[str]:
+        return [f"  {c.line()}" for c in (self.calls if self.dry_run else self.changes)]
 
 
 class Aws:
@@ -74,10 +93,6 @@ class Aws:
             if is_not_found(exc):
                 raise
             raise CloudError(f"{service}.{operation} failed: {error_text(exc)}") from exc
-
-    @property
-    def changes(self) -> list[Call]:
-        return [c for c in self.calls if c.changes]
 
 
 def is_not_found(exc: BaseException) -> bool:

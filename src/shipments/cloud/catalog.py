@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from shipments.cloud.aws import Aws, Call, is_not_found, s3_uri
+from shipments.cloud.aws import Aws, Call, Recorded, is_not_found, s3_uri
 from shipments.config import Config
-from shipments.errors import EXIT_OK, ConfigError
+from shipments.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,24 +26,16 @@ class CatalogRequest:
 
 
 @dataclasses.dataclass
-class CatalogResult:
+class CatalogResult(Recorded):
     database: str
     tables: list[str]
     dry_run: bool
     calls: list[Call]
 
-    @property
-    def changes(self) -> list[Call]:
-        return [c for c in self.calls if c.changes]
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
-
     def summary(self) -> str:
         verb = "would make" if self.dry_run else "made"
         head = f"catalog {self.database}: {len(self.tables)} Delta table(s), {verb} {len(self.changes)} change(s)"
-        return "\n".join([head, *(f"  {c.line()}" for c in (self.calls if self.dry_run else self.changes))])
+        return "\n".join([head, *self.call_lines()])
 
 
 def glue_name(table_path: str) -> str:

@@ -33,9 +33,9 @@ from typing import Any
 import yaml
 
 from shipments.cloud import jobs
-from shipments.cloud.aws import Aws, Call, CloudError, error_text, is_not_found, s3_uri, split_s3
+from shipments.cloud.aws import Aws, Call, CloudError, Recorded, error_text, is_not_found, s3_uri, split_s3
 from shipments.config import Config
-from shipments.errors import EXIT_OK, ConfigError, InputError
+from shipments.errors import ConfigError, InputError
 
 TARGETS = ("emr", "emr-serverless", "glue")
 ACTIVE_CLUSTER = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"]
@@ -65,7 +65,7 @@ class DeployRequest:
 
 
 @dataclasses.dataclass
-class DeployResult:
+class DeployResult(Recorded):
     """What a deploy did (or, dry, would do): every call, and which of them change something."""
 
     target: str
@@ -73,21 +73,12 @@ class DeployResult:
     dry_run: bool
     calls: list[Call]
 
-    @property
-    def changes(self) -> list[Call]:
-        return [c for c in self.calls if c.changes]
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK
-
     def summary(self) -> str:
-        shown = self.calls if self.dry_run else self.changes
         verb = "would make" if self.dry_run else "made"
         head = f"deploy {self.target} {self.version}: {verb} {len(self.changes)} change(s)"
         if not self.changes:
             head += " (everything is up to date)"
-        return "\n".join([head, *(f"  {c.line()}" for c in shown)])
+        return "\n".join([head, *self.call_lines()])
 
 
 def run_deploy(spark: object, config: Config, request: DeployRequest) -> DeployResult:
