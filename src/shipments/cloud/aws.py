@@ -86,6 +86,15 @@ class Aws:
             return None
         return self._invoke(service, operation, params)
 
+    def find(self, service: str, operation: str, **params: Any) -> Any:
+        """``read``, or None when the thing does not exist (``is_not_found``)."""
+        try:
+            return self.read(service, operation, **params)
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
     def _invoke(self, service: str, operation: str, params: dict[str, Any]) -> Any:
         try:
             return getattr(self.client(service), operation)(**params)

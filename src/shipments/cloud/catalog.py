@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from shipments.cloud.aws import Aws, Call, Recorded, is_not_found, s3_uri
+from shipments.cloud.aws import Aws, Call, Recorded, s3_uri
 from shipments.config import Config
 from shipments.errors import ConfigError
 
@@ -77,11 +77,7 @@ def run_catalog_sync(spark: object, config: Config, request: CatalogRequest) -> 
         raise ConfigError(f"paths.lake must be on S3 to register its tables, got {config.lake!r}")
     database = request.database or config.deploy.catalog_database
     aws = Aws(config.deploy.region, dry_run=request.dry_run)
-    try:
-        aws.read("glue", "get_database", Name=database)
-    except Exception as exc:
-        if not is_not_found(exc):
-            raise
+    if aws.find("glue", "get_database", Name=database) is None:
         aws.change(
             "glue",
             "create_database",
@@ -91,14 +87,10 @@ def run_catalog_sync(spark: object, config: Config, request: CatalogRequest) -> 
     for name, columns in lake_tables():
         wanted = table_input(config, name, columns)
         names.append(wanted["Name"])
-        try:
-            current = aws.read("glue", "get_table", DatabaseName=database, Name=wanted["Name"])["Table"]
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        found = aws.find("glue", "get_table", DatabaseName=database, Name=wanted["Name"])
+        if found is None:
             aws.change("glue", "create_table", DatabaseName=database, TableInput=wanted)
-            continue
-        if not _same(current, wanted):
+        elif not _same(found["Table"], wanted):
             aws.change("glue", "update_table", DatabaseName=database, TableInput=wanted)
     return CatalogResult(database, names, request.dry_run, aws.calls)
 

@@ -160,13 +160,9 @@ def upload_artifacts(aws: Aws, config: Config, request: DeployRequest) -> jobs.A
 def _put_if_changed(aws: Aws, bucket: str, key: str, path: Path) -> None:
     body = path.read_bytes()
     digest = hashlib.sha256(body).hexdigest()
-    try:
-        head = aws.read("s3", "head_object", Bucket=bucket, Key=key)
-        if head.get("Metadata", {}).get("sha256") == digest:
-            return
-    except Exception as exc:
-        if not is_not_found(exc):
-            raise
+    head = aws.find("s3", "head_object", Bucket=bucket, Key=key)
+    if head is not None and head.get("Metadata", {}).get("sha256") == digest:
+        return
     # Recorded with the body's size, sent with the body itself.
     aws.calls.append(Call("s3", "put_object", {"Bucket": bucket, "Key": key, "Body": f"<{len(body)} bytes>"}, True))
     if not aws.dry_run:
@@ -335,15 +331,12 @@ def _deploy_glue(aws: Aws, config: Config, request: DeployRequest, artifacts: jo
         GLUE_STREAM: jobs.glue_job(config, artifacts, GLUE_STREAM, jobs.stream_command(config, artifacts)),
     }
     for name, definition in definitions.items():
-        try:
-            current = aws.read("glue", "get_job", JobName=name)["Job"]
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        found = aws.find("glue", "get_job", JobName=name)
+        if found is None:
             aws.change("glue", "create_job", Name=name, **definition)
             continue
         update = {k: definition[k] for k in _GLUE_FIELDS}
-        if any(current.get(k) != v for k, v in update.items()):
+        if any(found["Job"].get(k) != v for k, v in update.items()):
             aws.change("glue", "update_job", JobName=name, JobUpdate=update)
     commands = [jobs.daily_command(config, artifacts, day) for day in request.dates]
     if request.backfill:
@@ -393,11 +386,8 @@ def _ensure_schedule(
             "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
         },
     }
-    try:
-        current = aws.read("scheduler", "get_schedule", Name=name)
-    except Exception as exc:
-        if not is_not_found(exc):
-            raise
+    current = aws.find("scheduler", "get_schedule", Name=name)
+    if current is None:
         aws.change("scheduler", "create_schedule", **wanted)
         return
     same = all(current.get(k) == wanted[k] for k in ("ScheduleExpression", "ScheduleExpressionTimezone", "State"))
