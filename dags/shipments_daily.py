@@ -90,17 +90,22 @@ def daily_step() -> dict[str, Any]:
     }
 
 
-with DAG(
-    dag_id="shipments_daily_emr",
-    description="shipments daily job on EMR: one step per date",
-    schedule="30 2 * * *",
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=MAX_ACTIVE_RUNS,
-    default_args=DEFAULT_ARGS,
-    deadline=_deadline(),
-    tags=["shipments"],
-) as emr_dag:
+def _daily_dag(dag_id: str, description: str, max_active_runs: int) -> DAG:
+    """A daily DAG as both platforms run it: 02:30 UTC, no catch-up, retries and the deadline."""
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule="30 2 * * *",
+        start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=max_active_runs,
+        default_args=DEFAULT_ARGS,
+        deadline=_deadline(),
+        tags=["shipments"],
+    )
+
+
+with _daily_dag("shipments_daily_emr", "shipments daily job on EMR: one step per date", MAX_ACTIVE_RUNS) as emr_dag:
     submit = EmrAddStepsOperator(
         task_id="submit",
         job_flow_id="{{ var.value.shipments_emr_cluster_id }}",
@@ -119,17 +124,8 @@ with DAG(
     submit >> publish
 
 
-with DAG(
-    dag_id="shipments_daily_glue",
-    description="shipments daily job on Glue 5.1: one job run per date",
-    schedule="30 2 * * *",
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,  # the Glue job runs one at a time (MaxConcurrentRuns 1) anyway
-    default_args=DEFAULT_ARGS,
-    deadline=_deadline(),
-    tags=["shipments"],
-) as glue_dag:
+# max_active_runs 1: the Glue job runs one at a time (MaxConcurrentRuns 1) anyway
+with _daily_dag("shipments_daily_glue", "shipments daily job on Glue 5.1: one job run per date", 1) as glue_dag:
     GlueJobOperator(
         task_id="publish",
         job_name="shipments-daily",
