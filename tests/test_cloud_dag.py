@@ -82,7 +82,7 @@ def test_dags_load_without_import_errors(dags: dict[str, Any]) -> None:
 def test_emr_dag_submits_one_step_per_date_and_waits_for_it(dags: dict[str, Any]) -> None:
     dag = dags["dags"]["shipments_daily_emr"]
     assert dag["max_active_runs"] == 1, "one writer at a time unless the DynamoDB LogStore is configured"
-    assert dag["deadline"] == ["4:00:00"]
+    assert dag["deadline"] == ["4:00:00"] and dag["schedule"] == "30 2 * * *"
     tasks = dag["tasks"]
     assert {k: v["type"] for k, v in tasks.items()} == {"submit": "EmrAddStepsOperator", "publish": "EmrStepSensor"}
     assert tasks["publish"]["upstream"] == ["submit"]
@@ -95,7 +95,9 @@ def test_emr_dag_submits_one_step_per_date_and_waits_for_it(dags: dict[str, Any]
 
 
 def test_glue_dag_runs_the_deployed_job_per_date(dags: dict[str, Any]) -> None:
-    (task,) = dags["dags"]["shipments_daily_glue"]["tasks"].values()
+    dag = dags["dags"]["shipments_daily_glue"]
+    assert (dag["schedule"], dag["max_active_runs"], dag["deadline"]) == ("30 2 * * *", 1, ["4:00:00"])
+    (task,) = dag["tasks"].values()
     assert task["type"] == "GlueJobOperator" and task["job_name"] == "shipments-daily" and task["retries"] == 2
     assert task["execution_timeout"] == 4 * 3600
     command = task["script_args"]["--shipments_args"].replace(SHIP_DATE, "2026-11-02").split()
