@@ -84,21 +84,17 @@ def aws_env_fixture(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -m shipments ARGS`` in a fresh process (its own JVM), output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "shipments", *args],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return _run_python(["-m", "shipments", *args], env, timeout)
 
 
 def run_python(script: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``python -c SCRIPT`` in a fresh process (its own JVM when it starts Spark), output captured."""
+    return _run_python(["-c", script], env, timeout)
+
+
+def _run_python(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
