@@ -12,7 +12,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,12 +52,6 @@ class Moto:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-
-    def reset(self) -> None:
-        """Forget every resource (moto's reset API), so each test starts from an empty account."""
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
 
 
 @pytest.fixture(scope="session", name="moto")
