@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch.plan import raw_layout
@@ -47,21 +47,13 @@ def landed_records(spark: SparkSession, config: Config, files: Sequence[RawFile]
     return counts
 
 
-def check_read(landed_counts: dict[str, int], validated: DataFrame, run_date: dt.date) -> None:
-    """Compare the records landed in each counted file with the rows the parse gave it.
-
-    Requires ``validated`` with ``source_file`` (one row per record parsed).
+def check_read(landed_counts: dict[str, int], parsed: dict[str, int], run_date: dt.date) -> None:
+    """Compare the records landed in each counted file with the rows the parse gave it
+    (``parsed``: rows per ``source_file``, files without rows absent).
 
     Raises:
         DataQualityError: a file's parse lost or gained records (named, with both counts).
     """
-    parsed = {
-        row["source_file"]: int(row["count"])
-        for row in validated.filter(F.col("source_file").isin(list(landed_counts)))
-        .groupBy("source_file")
-        .count()
-        .collect()
-    }
     differ = sorted(
         (path, count, parsed.get(path, 0)) for path, count in landed_counts.items() if parsed.get(path, 0) != count
     )

@@ -219,9 +219,15 @@ def _count(plan: DailyPlan, run_date: dt.date, landed: dict[str, int]) -> DailyC
     """
     if plan.totals is None or plan.customers is None:
         raise ValueError("the daily plan was built without customers")
-    audit.check_read(landed, plan.validated, run_date)
+    # Rows and rejects per file in one pass: the audit compares the former with what the files
+    # hold, and their sums are the run's read and quarantined counts.
+    per_file = plan.validated.groupBy("source_file").agg(
+        F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")
+    )
+    files = {row["source_file"]: (int(row["read"]), int(row["quarantined"])) for row in per_file.collect()}
+    audit.check_read(landed, {path: read for path, (read, _) in files.items()}, run_date)
+    lines = {"read": sum(r for r, _ in files.values()), "quarantined": sum(q for _, q in files.values())}
     on_day = F.col("ship_date") == F.lit(run_date)
-    lines = plan.validated.agg(F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")).collect()[0]
     latest = plan.latest.agg(
         F.count(F.lit(1)).alias("shipments"), F.count(F.when(F.col("deleted"), True)).alias("deleted")
     )
