@@ -57,7 +57,13 @@ def day_folders(raw: str, layout: Layout, ingest_date: dt.date) -> list[str]:
 
 
 def list_raw_files(
-    spark: SparkSession, raw: str, ingest_dates: Sequence[dt.date], layout: Layout, *, required: dt.date | None
+    spark: SparkSession,
+    raw: str,
+    ingest_dates: Sequence[dt.date],
+    layout: Layout,
+    *,
+    required: dt.date | None,
+    checksums: bool = True,
 ) -> RawListing:
     """List the landed shipment files of the given ingest dates in ``layout``.
 
@@ -65,6 +71,9 @@ def list_raw_files(
     lookbehind and lookback for early and late arrivals) may not have landed. Names starting
     with ``_`` or ``.`` (``_SUCCESS``, temporary uploads) are markers, not data; any other file
     that is no data file of the layout is rejected with a reason, never skipped unseen.
+
+    ``checksums`` (part of an input fingerprint) costs a read of each local file: reconcile,
+    which only needs the listing, turns it off.
 
     Raises:
         InputError: the raw zone does not exist, or the required date holds no data file.
@@ -90,7 +99,7 @@ def list_raw_files(
                     reason = f"unrecognized_file:not a {layout.name} data {what}"
                     rejected.append(RejectedFile(status.path, ingest_date, reason))
                     continue
-                checksum = fs.content_checksum(spark, status.path)
+                checksum = fs.content_checksum(spark, status.path) if checksums else None
                 files.append(RawFile(status.path, status.size, status.modified_ms, ingest_date, checksum, kind.name))
                 landed += 1
         if ingest_date == required and not landed:
