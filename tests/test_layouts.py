@@ -256,3 +256,49 @@ def test_firehose_objects_are_read_whole_and_a_stranger_is_quarantined_by_name(
 )
 def test_firehose_records_are_split_exactly(text: str, records: list[str]) -> None:
     assert split_json_records(text) == records
+
+
+def test_parquet_as_other_writers_land_it_zone_less_times_and_decimal_charges(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Parquet not written by our generator: naive timestamps (pandas writes datetime64 without a
+    zone so; Spark reads them as timestamp_ntz) are wall-clock times in daily.source_timezone,
+    like DMS's CSV text, and a decimal(18,2) charge is taken exactly."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw, lake = tmp_path / "raw", tmp_path / "lake"
+    (raw / "customers").mkdir(parents=True)
+    (raw / "customers" / "customers.csv").write_text(CUSTOMERS)
+    folder = raw / "shipments" / "2026" / "11" / "02"
+    folder.mkdir(parents=True)
+    tokyo = [dt.datetime(2026, 11, 2, 10, 0), dt.datetime(2026, 11, 2, 5, 0), dt.datetime(2026, 11, 3, 8, 0)]
+    table = pa.table(
+        {
+            "Op": ["I", "I", "I"],
+            "shipment_id": ["S1", "S2", "S3"],
+            "customer_id": ["C1", "C1", "C2"],
+            "created_at": pa.array(tokyo, pa.timestamp("us")),
+            "updated_at": pa.array(tokyo, pa.timestamp("us")),
+            "status": ["CREATED", "CREATED", "CREATED"],
+            "origin_region": ["EU", None, "NA"],
+            "destination_region": ["NA", "NA", None],
+            "weight_kg": [1.5, 2.0, 3.0],
+            "charge_usd": pa.array(
+                [Decimal("9999999999999999.99"), Decimal("0.01"), Decimal("5.00")], pa.decimal128(18, 2)
+            ),
+        }
+    )
+    pq.write_table(table, folder / "20261102-101500123.parquet")
+    conf = tmp_path / "tokyo.yaml"
+    conf.write_text(f"extends: {LOCAL_CONF}\ndaily:\n  source_timezone: Asia/Tokyo\n")
+
+    assert _daily(raw, lake, "dms-parquet", conf) == 0
+    # 10:00 in Tokyo is 01:00 UTC on 11-02 (S1); 05:00 on 11-02 is 20:00 UTC on 11-01 (S2);
+    # 08:00 on 11-03 is 23:00 UTC on 11-02 (S3).
+    assert _totals(spark, lake) == [
+        (DAY, "C1", "Acme", "SMB", "EU", 1, 0, 1.5, Decimal("9999999999999999.99")),
+        (DAY, "C2", "Beta", "RETAIL", "NA", 1, 0, 3.0, Decimal("5.00")),
+    ]
+    run = _run(spark, lake)
+    assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_quarantined) == (3, 2, 1, 0)

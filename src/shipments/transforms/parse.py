@@ -24,6 +24,7 @@ _CHARGE_NUMBER = r'"charge_usd"\s*:\s*(-?[0-9][0-9.eE+-]*)'
 # DMS writes timestamps as the database holds them: no offset.
 _DMS_TIMESTAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,9})?$"
 _ISO_UTC = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"
+_WALL_CLOCK = "yyyy-MM-dd HH:mm:ss.SSSSSS"
 
 
 def parse_json_lines(lines: DataFrame) -> DataFrame:
@@ -135,7 +136,8 @@ def parse_csv_rows(rows: DataFrame) -> DataFrame:
 
 def parse_parquet_rows(rows: DataFrame) -> DataFrame:
     """DMS Parquet rows (typed columns) as ``PARSED_COLUMNS``, every field as the string the
-    rules read: timestamps as ISO-8601 UTC, numbers as written (a decimal charge exactly).
+    rules read: UTC timestamps as ISO-8601 UTC, zone-less ones as wall-clock text (read in the
+    source zone, as for CSV), numbers as written (a decimal charge exactly).
 
     Requires ``ingest_date, source_file`` and the shipment columns (``Op`` for CDC files);
     ``raw_text`` is the row as JSON.
@@ -146,7 +148,11 @@ def parse_parquet_rows(rows: DataFrame) -> DataFrame:
     def text(name: str) -> Column:
         if name not in types:
             return F.lit(None).cast("string")
-        if types[name].startswith("timestamp"):
+        if types[name] == "timestamp_ntz":
+            # A wall-clock time without a zone (pandas writes naive datetimes so): written as
+            # DMS writes text, so with_source_zone reads it in the configured zone, like CSV.
+            return F.date_format(name, _WALL_CLOCK)
+        if types[name] == "timestamp":
             return F.date_format(name, _ISO_UTC)
         return F.col(name).cast("string")
 
