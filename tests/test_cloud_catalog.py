@@ -31,12 +31,18 @@ def test_catalog_sync_registers_every_table_as_native_delta(
     # s3a:// in the config is registered as s3:// (what Athena and Glue read)
     conf = _conf(tmp_path, "s3a://test-lake-bucket/lake")
     assert main(["catalog", "sync", "--conf", str(conf), "--dry-run"]) == 0
-    assert "would make 7 change(s)" in capsys.readouterr().out  # the database and six tables
+    out = capsys.readouterr().out.splitlines()
+    # the database and six tables, each call printed
+    assert out[0] == "catalog shipments_test: 6 Delta table(s), would make 7 change(s)"
+    assert sorted(line.split()[1] for line in out[1:] if line.strip().startswith("CHANGE")) == [
+        "glue.create_database",
+        *["glue.create_table"] * 6,
+    ]
     glue = moto.client("glue")
     assert "shipments_test" not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]
 
     assert main(["catalog", "sync", "--conf", str(conf)]) == 0
-    assert "made 7 change(s)" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[0] == "catalog shipments_test: 6 Delta table(s), made 7 change(s)"
     tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="shipments_test")["TableList"]}
     specs = {spec.name.replace("/", "_"): spec for spec in (*BATCH_TABLES, *STREAM_TABLES)}
     assert set(tables) == set(specs) and "quarantine_shipments" in tables
@@ -51,7 +57,7 @@ def test_catalog_sync_registers_every_table_as_native_delta(
     ]
 
     assert main(["catalog", "sync", "--conf", str(conf)]) == 0
-    assert "made 0 change(s)" in capsys.readouterr().out
+    assert capsys.readouterr().out == "catalog shipments_test: 6 Delta table(s), made 0 change(s)\n"
 
 
 def test_catalog_sync_refuses_a_local_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
