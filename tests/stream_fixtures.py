@@ -199,21 +199,16 @@ def dynamodb_workers(spark: Any, moto_dynamodb: MotoServer) -> Iterator[None]:
 
     The workers are started by the JVM with the environment the test session was launched with,
     before ``moto_dynamodb`` set its test credentials; Spark passes ``SparkContext.environment``
-    to the workers it starts (on AWS the instance or job role provides credentials). They must
-    also run this interpreter (the venv, which imports shipments): PySpark 3.5 takes the
-    workers' interpreter from ``PYSPARK_PYTHON`` when the context starts, not from the
-    ``spark.pyspark.python`` setting.
+    to the workers it starts (on AWS the instance or job role provides credentials).
     """
     context = spark.sparkContext
-    saved_env, saved_exec = dict(context.environment), context.pythonExec
+    saved_env = dict(context.environment)
     context.environment.update(MOTO_ENV)
-    context.pythonExec = PYTHON
     try:
         yield
     finally:
         context.environment.clear()
         context.environment.update(saved_env)
-        context.pythonExec = saved_exec
 
 
 # --------------------------------------------------------------------------- events and the model
