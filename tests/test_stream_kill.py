@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +185,7 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
     args = ("stream", "--source", "kafka", "--bootstrap-servers", kafka.bootstrap_servers, "--topic", TOPIC)
     args += ("--checkpoint", str(checkpoint))
     cmd = shipments_cmd(conf, *args)
-    env = {**os.environ, **MOTO_ENV, "PYSPARK_PYTHON": sys.executable}
+    env = {**os.environ, **MOTO_ENV}
     status_table, late_table, dlq_table = (
         lake / name for name in ("shipment_status", "shipment_status_late", "shipment_status_dlq")
     )
