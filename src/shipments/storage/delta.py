@@ -5,8 +5,9 @@ Every Delta read and write of the project goes through here.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -113,8 +114,7 @@ def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str
     """
     columns: dict[str, str | Column] = {name: f"s.{name}" for name in source.columns}
     spark = source.sparkSession
-    spark.conf.set(_USER_METADATA, note)
-    try:
+    with _commit_note(spark, note):
         (
             DeltaTable.forPath(spark, path)
             .alias("t")
@@ -123,8 +123,6 @@ def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str
             .whenNotMatchedInsert(values=columns)
             .execute()
         )
-    finally:
-        spark.conf.unset(_USER_METADATA)
 
 
 def merge_insert_new(source: DataFrame, path: str, *, keys: Sequence[str], note: str) -> None:
@@ -141,8 +139,7 @@ def merge_insert_new(source: DataFrame, path: str, *, keys: Sequence[str], note:
     columns: dict[str, str | Column] = {name: f"s.{name}" for name in source.columns}
     matched = " AND ".join(f"t.{key} <=> s.{key}" for key in keys)
     spark = source.sparkSession
-    spark.conf.set(_USER_METADATA, note)
-    try:
+    with _commit_note(spark, note):
         (
             DeltaTable.forPath(spark, path)
             .alias("t")
@@ -150,6 +147,15 @@ def merge_insert_new(source: DataFrame, path: str, *, keys: Sequence[str], note:
             .whenNotMatchedInsert(values=columns)
             .execute()
         )
+
+
+@contextlib.contextmanager
+def _commit_note(spark: SparkSession, note: str) -> Iterator[None]:
+    """Tag the commits made inside with ``note`` (their userMetadata), for MERGEs, whose
+    builder takes no writer options."""
+    spark.conf.set(_USER_METADATA, note)
+    try:
+        yield
     finally:
         spark.conf.unset(_USER_METADATA)
 
