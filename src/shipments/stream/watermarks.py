@@ -70,7 +70,8 @@ class WatermarkLog:
         older, so no event is wrongly called late. Any other read error is raised: the batch
         fails and Spark retries it from the checkpoint.
         """
-        for previous in sorted((i for i in self._batch_ids() if i < batch_id), reverse=True):
+        marks = _batch_ids(fs.list_folder(self._spark, self._folder))
+        for previous in sorted((i for i in marks if i < batch_id), reverse=True):
             path = join_path(self._folder, str(previous))
             text: str | None = None
             try:
@@ -111,16 +112,19 @@ class WatermarkLog:
             "watermark": mark.watermark.isoformat() if mark.watermark else None,
         }
         fs.write_text_atomic(self._spark, join_path(self._folder, str(mark.batch_id)), json.dumps(payload))
-        # One query writes a checkpoint's marks, one at a time: a temporary file still there is
-        # what a write killed before its rename left behind.
-        for status in fs.list_folder(self._spark, self._folder):
+        # One listing per batch serves both clean-ups. One query writes a checkpoint's marks, one
+        # at a time: a temporary file still there is what a write killed before its rename left.
+        listing = fs.list_folder(self._spark, self._folder)
+        for status in listing:
             if status.name.endswith(_TEMPORARY_SUFFIXES):
                 fs.delete(self._spark, status.path)
-        for old in sorted(self._batch_ids())[:-_KEEP]:
+        for old in sorted(_batch_ids(listing))[:-_KEEP]:
             fs.delete(self._spark, join_path(self._folder, str(old)))
 
-    def _batch_ids(self) -> list[int]:
-        return [int(status.name) for status in fs.list_folder(self._spark, self._folder) if status.name.isdigit()]
+
+def _batch_ids(listing: list[fs.FileStatus]) -> list[int]:
+    """The batch ids of the marks in a listing of the marks folder."""
+    return [int(status.name) for status in listing if status.name.isdigit()]
 
 
 def _torn_read(error: Py4JJavaError) -> str | None:
