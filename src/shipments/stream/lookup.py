@@ -19,8 +19,6 @@ from shipments.errors import EXIT_OK, EXIT_UNKNOWN, ConfigError
 from shipments.model.tables import SHIPMENT_STATUS, SHIPMENT_STATUS_SCHEMA
 from shipments.storage import delta, dynamodb
 
-ISO_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
-
 
 @dataclasses.dataclass(frozen=True)
 class StatusRequest:
@@ -60,10 +58,12 @@ def lookup_delta(spark: SparkSession, config: Config, shipment_id: str) -> dict[
     table = delta.read_table(spark, config, SHIPMENT_STATUS)
     if table is None:
         return None
-    # Timestamps are formatted by Spark in the session zone (UTC); collected datetimes would be
-    # in this process's local zone.
+    # Timestamps are formatted by Spark in the session zone (UTC), as the DynamoDB items hold
+    # them, so both stores answer alike; collected datetimes would be in this process's local zone.
     columns = [
-        F.date_format(f.name, ISO_FORMAT).alias(f.name) if isinstance(f.dataType, T.TimestampType) else F.col(f.name)
+        F.date_format(f.name, dynamodb.DDB_TIME_FORMAT).alias(f.name)
+        if isinstance(f.dataType, T.TimestampType)
+        else F.col(f.name)
         for f in SHIPMENT_STATUS_SCHEMA
     ]
     row = table.filter(F.col("shipment_id") == F.lit(shipment_id)).select(*columns).first()
