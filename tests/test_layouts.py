@@ -13,39 +13,21 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments.cli import main
 from shipments.devtools.generate import generate_raw_zone
 from shipments.transforms.parse import split_json_records
+from tests.helpers.lake import LOCAL_CONF, daily, totals
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 LAYOUTS = ("default", "dms-csv", "dms-parquet", "firehose")
 CUSTOMERS = "customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\nC2,Beta,RETAIL,NA\n"
 
 
 def _daily(raw: Path, lake: Path, layout: str, conf: Path = LOCAL_CONF, day: dt.date = DAY) -> int:
-    arguments = [
-        "--date",
-        day.isoformat(),
-        "--layout",
-        layout,
-        "--conf",
-        str(conf),
-        "--raw",
-        str(raw),
-        "--lake",
-        str(lake),
-    ]
-    return main(["daily", *arguments])
+    return daily(day, raw, lake, conf, "--layout", layout)
 
 
 def _table(spark: SparkSession, lake: Path, name: str) -> list[tuple]:
     return sorted((tuple(r) for r in spark.read.format("delta").load(str(lake / name)).collect()), key=repr)
-
-
-def _totals(spark: SparkSession, lake: Path) -> list[tuple]:
-    return _table(spark, lake, "shipment_daily_totals")
 
 
 def _run(spark: SparkSession, lake: Path):  # type: ignore[no-untyped-def]
@@ -85,10 +67,10 @@ def test_the_same_days_in_every_layout_give_the_same_totals(
 ) -> None:
     for layout in LAYOUTS:
         assert _daily(landed[layout], tmp_path / layout, layout) == 0, layout
-    reference = _totals(spark, tmp_path / "default")
+    reference = totals(spark, tmp_path / "default")
     assert sum(r[5] for r in reference) > 50
     for layout in LAYOUTS[1:]:
-        assert _totals(spark, tmp_path / layout) == reference, layout
+        assert totals(spark, tmp_path / layout) == reference, layout
         _run(spark, tmp_path / layout)
 
     # The same rules reject the same records wherever the format can carry them: a broken line is
@@ -138,7 +120,7 @@ def test_a_dms_delete_removes_the_shipment_also_when_it_lands_a_day_late(spark: 
         ],
     )
     assert _daily(raw, lake, "dms-csv") == 0
-    assert _totals(spark, lake) == [
+    assert totals(spark, lake) == [
         (DAY, "C1", "Acme", "SMB", "EU", 2, 0, 4.0, Decimal("30.00")),
         (DAY, "C2", "Beta", "RETAIL", "NA", 1, 0, 1.0, Decimal("5.00")),
     ]
@@ -152,7 +134,7 @@ def test_a_dms_delete_removes_the_shipment_also_when_it_lands_a_day_late(spark: 
         ["D,S1,C1,2026-11-02 10:00:00,2026-11-02 12:00:00,IN_TRANSIT,EU,NA,1.5,10.00"],
     )
     assert _daily(raw, lake, "dms-csv") == 0
-    assert _totals(spark, lake) == [
+    assert totals(spark, lake) == [
         (DAY, "C1", "Acme", "SMB", "EU", 1, 0, 2.5, Decimal("20.00")),
         (DAY, "C2", "Beta", "RETAIL", "NA", 1, 0, 1.0, Decimal("5.00")),
     ]
@@ -181,7 +163,7 @@ def test_headerless_csv_loses_no_row_and_quarantines_a_row_of_the_wrong_width(
     conf = tmp_path / "tokyo.yaml"
     conf.write_text(f"extends: {LOCAL_CONF}\ndaily:\n  source_timezone: Asia/Tokyo\n")
     assert _daily(raw, lake, "dms-csv", conf) == 0
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 4.0, Decimal("30.00"))]
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 4.0, Decimal("30.00"))]
     quarantine = spark.read.format("delta").load(str(lake / "quarantine" / "shipments")).collect()
     assert [(q.reason, q.raw_text) for q in quarantine] == [
         ("malformed_csv", "S3,C1,2026-11-02 11:00:00,2026-11-02 11:00:00,DELIVERED,EU,2.5,20.00")
@@ -228,7 +210,7 @@ def test_firehose_objects_are_read_whole_and_a_stranger_is_quarantined_by_name(
     assert _daily(raw, lake, "firehose") == 0
     out = capsys.readouterr().out
     assert "notes.txt" in out and "1 not data" in out
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 4, 0, 4.0, Decimal("10.00"))]
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 4, 0, 4.0, Decimal("10.00"))]
     rows = spark.read.format("delta").load(str(lake / "quarantine" / "shipments")).collect()
     quarantine = sorted((q.reason, q.raw_text) for q in rows)
     assert quarantine == [
@@ -296,7 +278,7 @@ def test_parquet_as_other_writers_land_it_zone_less_times_and_decimal_charges(
     assert _daily(raw, lake, "dms-parquet", conf) == 0
     # 10:00 in Tokyo is 01:00 UTC on 11-02 (S1); 05:00 on 11-02 is 20:00 UTC on 11-01 (S2);
     # 08:00 on 11-03 is 23:00 UTC on 11-02 (S3).
-    assert _totals(spark, lake) == [
+    assert totals(spark, lake) == [
         (DAY, "C1", "Acme", "SMB", "EU", 1, 0, 1.5, Decimal("9999999999999999.99")),
         (DAY, "C2", "Beta", "RETAIL", "NA", 1, 0, 3.0, Decimal("5.00")),
     ]

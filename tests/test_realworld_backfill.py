@@ -17,9 +17,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.cli import main
+from tests.helpers.lake import LOCAL_CONF, totals
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 
 
@@ -57,10 +56,6 @@ def _backfill(raw: Path, lake: Path) -> int:
     )
 
 
-def _totals(spark: SparkSession, lake: Path) -> list[tuple]:
-    return sorted(tuple(r) for r in spark.read.format("delta").load(str(lake / "shipment_daily_totals")).collect())
-
-
 def test_same_size_correction_with_restored_mtime_is_rerun(
     spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,7 +68,7 @@ def test_same_size_correction_with_restored_mtime_is_rerun(
 
     rc = _backfill(raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("30.00"))]
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("30.00"))]
 
     # the upstream correction: same byte length, original modification time put back
     before = landed.stat()
@@ -86,7 +81,7 @@ def test_same_size_correction_with_restored_mtime_is_rerun(
 
     rc = _backfill(raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("35.00"))]
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("35.00"))]
     runs = (
         spark.read.format("delta")
         .load(str(lake / "pipeline_runs"))

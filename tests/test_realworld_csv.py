@@ -14,12 +14,9 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from shipments.cli import main
+from tests.helpers.lake import LOCAL_CONF, daily, land, last_daily_run, totals
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 
 
@@ -41,35 +38,6 @@ def _line(
     )
 
 
-def _land(raw: Path, ingest: dt.date, name: str, lines: list[str]) -> Path:
-    folder = raw / "shipments" / f"ingest_date={ingest.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _daily(day: dt.date, raw: Path, lake: Path, conf: Path = LOCAL_CONF) -> int:
-    return main(["daily", "--date", day.isoformat(), "--conf", str(conf), "--raw", str(raw), "--lake", str(lake)])
-
-
-def _totals(spark: SparkSession, lake: Path) -> list[tuple]:
-    rows = spark.read.format("delta").load(str(lake / "shipment_daily_totals")).collect()
-    return sorted(tuple(r) for r in rows)
-
-
-def _run_row(spark: SparkSession, lake: Path, day: dt.date):  # type: ignore[no-untyped-def]
-    runs = spark.read.format("delta").load(str(lake / "pipeline_runs"))
-    row = (
-        runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily"))
-        .orderBy(F.col("started_at").desc())
-        .first()
-    )
-    assert row is not None
-    assert row.rows_read == row.rows_kept + row.rows_other_dates + row.rows_duplicates + row.rows_quarantined
-    return row
-
-
 def test_customer_csv_written_by_python_csv_module(
     spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -82,7 +50,7 @@ def test_customer_csv_written_by_python_csv_module(
         writer.writerow(["I", "NA", "C2", "ENT", 'The "Best" Co'])
         writer.writerow(["U", "APAC", "C3", "SMB", "Line one\nLine two"])
         writer.writerow(["I", "EU", "C4", "ENT", "Zoë"])
-    _land(
+    land(
         raw,
         DAY,
         "part-0.jsonl",
@@ -93,15 +61,15 @@ def test_customer_csv_written_by_python_csv_module(
             _line("S4", "C4", "2026-11-02T11:00:00Z", charge="4.00"),
         ],
     )
-    rc = _daily(DAY, raw, lake)
+    rc = daily(DAY, raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake) == [
+    assert totals(spark, lake) == [
         (DAY, "C1", "Acme, Inc.", "SMB", "EU", 1, 0, 1.0, Decimal("1.00")),
         (DAY, "C2", 'The "Best" Co', "ENT", "NA", 1, 0, 1.0, Decimal("2.00")),
         (DAY, "C3", "Line one\nLine two", "SMB", "APAC", 1, 0, 1.0, Decimal("3.00")),
         (DAY, "C4", "Zoë", "ENT", "EU", 1, 0, 1.0, Decimal("4.00")),
     ]
-    run = _run_row(spark, lake, DAY)
+    run = last_daily_run(spark, lake, DAY)
     assert (run.rows_read, run.rows_kept, run.unknown_customers, run.dimension_duplicates) == (4, 4, 0, 0)
 
 
@@ -120,10 +88,10 @@ def test_csv_raw_zone_maps_columns_by_header_name(
     )
     conf = tmp_path / "csv.yaml"
     conf.write_text(f"extends: {LOCAL_CONF}\ndaily:\n  raw_format: csv\n")
-    rc = _daily(DAY, raw, lake, conf)
+    rc = daily(DAY, raw, lake, conf)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 1, 3.75, Decimal("15.10"))]
-    run = _run_row(spark, lake, DAY)
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 1, 3.75, Decimal("15.10"))]
+    run = last_daily_run(spark, lake, DAY)
     assert (run.rows_read, run.rows_kept, run.rows_other_dates, run.rows_duplicates, run.rows_quarantined) == (
         2,
         2,
@@ -139,9 +107,9 @@ def test_customer_csv_missing_required_column_fails_the_run(
     """Item 1: a customer file without ``segment`` fails the run, naming the column; no totals."""
     (raw / "customers").mkdir(parents=True)
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,region\nC1,Acme,EU\n")
-    _land(raw, DAY, "part-0.jsonl", [_line("S1", "C1", "2026-11-02T08:00:00Z")])
+    land(raw, DAY, "part-0.jsonl", [_line("S1", "C1", "2026-11-02T08:00:00Z")])
     capsys.readouterr()
-    rc = _daily(DAY, raw, lake)
+    rc = daily(DAY, raw, lake)
     err = capsys.readouterr().err
     assert rc != 0, err
     reasons = [line for line in err.splitlines() if line.startswith("shipments daily:")]
@@ -159,10 +127,10 @@ def test_duplicate_customer_rows_prefer_the_non_blank_one(
     (raw / "customers" / "customers.csv").write_text(
         "customer_id,customer_name,segment,region\nC1,,,\nC1,Acme,SMB,EU\n"
     )
-    _land(raw, DAY, "part-0.jsonl", [_line("S1", "C1", "2026-11-02T08:00:00Z", weight=2.5, charge="7.25")])
-    rc = _daily(DAY, raw, lake)
+    land(raw, DAY, "part-0.jsonl", [_line("S1", "C1", "2026-11-02T08:00:00Z", weight=2.5, charge="7.25")])
+    rc = daily(DAY, raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 1, 0, 2.5, Decimal("7.25"))]
-    run = _run_row(spark, lake, DAY)
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 1, 0, 2.5, Decimal("7.25"))]
+    run = last_daily_run(spark, lake, DAY)
     assert run.dimension_duplicates == 1
     assert (run.rows_read, run.rows_kept, run.unknown_customers) == (1, 1, 0)

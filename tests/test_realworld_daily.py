@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from shipments.cli import main
+from tests.helpers.lake import LOCAL_CONF, daily, land, last_daily_run, totals
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 PREVIOUS = dt.date(2026, 11, 1)
 CUSTOMERS = "customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\nC2,Globex,ENT,NA\n"
@@ -40,42 +37,10 @@ def _customers(raw: Path) -> None:
     (raw / "customers" / "customers.csv").write_text(CUSTOMERS)
 
 
-def _land(raw: Path, ingest: dt.date, name: str, lines: list[str]) -> Path:
-    folder = raw / "shipments" / f"ingest_date={ingest.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _daily(day: dt.date, raw: Path, lake: Path, conf: Path = LOCAL_CONF) -> int:
-    return main(["daily", "--date", day.isoformat(), "--conf", str(conf), "--raw", str(raw), "--lake", str(lake)])
-
-
-def _totals(spark: SparkSession, lake: Path, day: dt.date | None = None) -> list[tuple]:
-    frame = spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
-    if day is not None:
-        frame = frame.filter(F.col("ship_date") == F.lit(day))
-    return sorted(tuple(r) for r in frame.collect())
-
-
 def _quarantine(spark: SparkSession, lake: Path) -> list[tuple]:
     rows = spark.read.format("delta").load(str(lake / "quarantine" / "shipments")).collect()
     rows = [(r.ingest_date, r.ship_date, r.shipment_id, r.reason, r.raw_text) for r in rows]
     return sorted(rows, key=lambda row: tuple("" if v is None else str(v) for v in row))
-
-
-def _run_row(spark: SparkSession, lake: Path, day: dt.date):  # type: ignore[no-untyped-def]
-    runs = spark.read.format("delta").load(str(lake / "pipeline_runs"))
-    row = (
-        runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily"))
-        .orderBy(F.col("started_at").desc())
-        .first()
-    )
-    assert row is not None
-    assert row.status == "SUCCEEDED", row.error
-    assert row.rows_read == row.rows_kept + row.rows_other_dates + row.rows_duplicates + row.rows_quarantined
-    return row
 
 
 def _counts(row) -> tuple:  # type: ignore[no-untyped-def]
@@ -88,7 +53,7 @@ def test_early_arrival_in_previous_folder_counts_on_its_ship_date(
     """Item 2: created on D, landed in ingest_date=D-1: the run for D counts it (lookbehind 1);
     the run for D-1 reads it too, as another date, and leaves it out of D-1's totals."""
     _customers(raw)
-    _land(
+    land(
         raw,
         PREVIOUS,
         "part-0.jsonl",
@@ -97,19 +62,19 @@ def test_early_arrival_in_previous_folder_counts_on_its_ship_date(
             _line("S2", "C1", "2026-11-01T10:00:00Z", charge='"5.00"'),  # D-1's own
         ],
     )
-    _land(raw, DAY, "part-0.jsonl", [_line("S3", "C1", "2026-11-02T09:00:00Z", charge='"7.00"')])
+    land(raw, DAY, "part-0.jsonl", [_line("S3", "C1", "2026-11-02T09:00:00Z", charge='"7.00"')])
 
-    rc = _daily(DAY, raw, lake)
+    rc = daily(DAY, raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake, DAY) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("10.00"))]
-    assert _counts(_run_row(spark, lake, DAY)) == (3, 2, 1, 0, 0)
+    assert totals(spark, lake, DAY) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("10.00"))]
+    assert _counts(last_daily_run(spark, lake, DAY)) == (3, 2, 1, 0, 0)
 
-    rc = _daily(PREVIOUS, raw, lake)
+    rc = daily(PREVIOUS, raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake, PREVIOUS) == [(PREVIOUS, "C1", "Acme", "SMB", "EU", 1, 0, 1.5, Decimal("5.00"))]
-    assert _counts(_run_row(spark, lake, PREVIOUS)) == (3, 1, 2, 0, 0)
+    assert totals(spark, lake, PREVIOUS) == [(PREVIOUS, "C1", "Acme", "SMB", "EU", 1, 0, 1.5, Decimal("5.00"))]
+    assert _counts(last_daily_run(spark, lake, PREVIOUS)) == (3, 1, 2, 0, 0)
     # D is untouched by the run for D-1
-    assert _totals(spark, lake, DAY) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("10.00"))]
+    assert totals(spark, lake, DAY) == [(DAY, "C1", "Acme", "SMB", "EU", 2, 0, 3.0, Decimal("10.00"))]
 
 
 def test_charges_are_never_rounded(
@@ -125,19 +90,19 @@ def test_charges_are_never_rounded(
         "S4": _line("S4", "C1", "2026-11-02T08:30:00Z", charge="1234567890123456.789"),
         "S5": _line("S5", "C1", "2026-11-02T08:40:00Z", weight="1.25", charge="10.50"),
     }
-    _land(raw, DAY, "part-0.jsonl", list(lines.values()))
+    land(raw, DAY, "part-0.jsonl", list(lines.values()))
     assert "19.990000000000001" in (raw / "shipments" / f"ingest_date={DAY}" / "part-0.jsonl").read_text()
 
-    rc = _daily(DAY, raw, lake)
+    rc = daily(DAY, raw, lake)
     assert rc == 0, capsys.readouterr().err
     assert _quarantine(spark, lake) == [
         (DAY, DAY, sid, "bad_precision:charge_usd", lines[sid]) for sid in ("S1", "S2", "S4")
     ]
-    assert _totals(spark, lake) == [
+    assert totals(spark, lake) == [
         (DAY, "C1", "Acme", "SMB", "EU", 1, 0, 1.25, Decimal("10.50")),
         (DAY, "C2", "Globex", "ENT", "NA", 1, 0, 2.0, Decimal("1234567890123456.78")),
     ]
-    assert _counts(_run_row(spark, lake, DAY)) == (5, 2, 0, 0, 3)
+    assert _counts(last_daily_run(spark, lake, DAY)) == (5, 2, 0, 0, 3)
 
 
 GLOB_LIKE_NAMES = ("export[1].jsonl", "*.jsonl", "a?b.jsonl", "{x,y}.jsonl", "with space.jsonl", "zoë.jsonl")
@@ -149,13 +114,13 @@ def test_file_names_are_not_glob_patterns(
     """Item 6: every landed file is read once, whatever characters its name holds."""
     _customers(raw)
     for i, name in enumerate(GLOB_LIKE_NAMES, start=1):
-        _land(raw, DAY, name, [_line(f"S{i}", "C1", f"2026-11-02T0{i}:00:00Z", weight="1", charge='"1.00"')])
+        land(raw, DAY, name, [_line(f"S{i}", "C1", f"2026-11-02T0{i}:00:00Z", weight="1", charge='"1.00"')])
     assert sorted(p.name for p in (raw / "shipments" / f"ingest_date={DAY}").iterdir()) == sorted(GLOB_LIKE_NAMES)
 
-    rc = _daily(DAY, raw, lake)
+    rc = daily(DAY, raw, lake)
     assert rc == 0, capsys.readouterr().err
-    assert _totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 6, 0, 6.0, Decimal("6.00"))]
-    run = _run_row(spark, lake, DAY)
+    assert totals(spark, lake) == [(DAY, "C1", "Acme", "SMB", "EU", 6, 0, 6.0, Decimal("6.00"))]
+    run = last_daily_run(spark, lake, DAY)
     assert _counts(run) == (6, 6, 0, 0, 0)
     assert run.input_files == 6
 
@@ -166,7 +131,7 @@ def test_ansi_mode_gives_the_same_tables(
     """Item 8: with spark.sql.ansi.enabled=true, bad numbers and timestamps are still quarantined
     (not exceptions) and every table is the same as with ANSI off."""
     _customers(raw)
-    _land(
+    land(
         raw,
         DAY,
         "part-0.jsonl",
@@ -182,7 +147,7 @@ def test_ansi_mode_gives_the_same_tables(
     ansi.write_text(f'extends: {LOCAL_CONF}\nspark:\n  settings:\n    spark.sql.ansi.enabled: "true"\n')
     lake_off, lake_on = tmp_path / "lake_off", tmp_path / "lake_on"
 
-    rc = _daily(DAY, raw, lake_off)
+    rc = daily(DAY, raw, lake_off)
     assert rc == 0, capsys.readouterr().err
     expected_totals = [(DAY, "C1", "Acme", "SMB", "EU", 1, 0, 2.5, Decimal("12.30"))]
     expected_reasons = [
@@ -191,18 +156,18 @@ def test_ansi_mode_gives_the_same_tables(
         ("S4", "bad_timestamp:created_at"),
         ("S5", "out_of_range:charge_usd"),
     ]
-    assert _totals(spark, lake_off) == expected_totals
+    assert totals(spark, lake_off) == expected_totals
     assert sorted((q[2], q[3]) for q in _quarantine(spark, lake_off)) == expected_reasons
-    off = _counts(_run_row(spark, lake_off, DAY))
+    off = _counts(last_daily_run(spark, lake_off, DAY))
     assert off == (5, 1, 0, 0, 4)
 
     try:
-        rc = _daily(DAY, raw, lake_on, ansi)
+        rc = daily(DAY, raw, lake_on, ansi)
         err = capsys.readouterr().err
         assert spark.conf.get("spark.sql.ansi.enabled") == "true"  # the setting really applied
         assert rc == 0, err
     finally:
         spark.conf.set("spark.sql.ansi.enabled", "false")
-    assert _totals(spark, lake_on) == expected_totals
+    assert totals(spark, lake_on) == expected_totals
     assert _quarantine(spark, lake_on) == _quarantine(spark, lake_off)
-    assert _counts(_run_row(spark, lake_on, DAY)) == off
+    assert _counts(last_daily_run(spark, lake_on, DAY)) == off

@@ -1,0 +1,54 @@
+"""Small raw zones and lake reads shared by the end-to-end tests: what a test lands, how it runs
+the daily command, and what it reads back. Expected values stay in each test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pyspark.sql import Row, SparkSession
+from pyspark.sql import functions as F
+
+from shipments.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_CONF = ROOT / "conf" / "local.yaml"
+
+
+def land(raw: Path, ingest: dt.date, name: str, lines: list[str]) -> Path:
+    """Write ``lines`` as file ``name`` of the default layout's folder for ``ingest``."""
+    folder = raw / "shipments" / f"ingest_date={ingest.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def daily(day: dt.date, raw: Path, lake: Path, conf: Path = LOCAL_CONF, *options: str) -> int:
+    """``shipments daily`` for ``day`` through the real command line; its exit code."""
+    arguments = ["--date", day.isoformat(), "--conf", str(conf), "--raw", str(raw), "--lake", str(lake), *options]
+    return main(["daily", *arguments])
+
+
+def totals(spark: SparkSession, lake: Path, day: dt.date | None = None) -> list[tuple[object, ...]]:
+    """``shipment_daily_totals`` (only ``day`` when given), sorted."""
+    frame = spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
+    if day is not None:
+        frame = frame.filter(F.col("ship_date") == F.lit(day))
+    return sorted(tuple(r) for r in frame.collect())
+
+
+def last_daily_run(spark: SparkSession, lake: Path, day: dt.date) -> Row:
+    """The latest ``daily`` run of ``day`` in ``pipeline_runs``, checked to have succeeded and to
+    conserve its records (read = kept + other dates + duplicates + quarantined + deleted)."""
+    runs = spark.read.format("delta").load(str(lake / "pipeline_runs"))
+    row = (
+        runs.filter((F.col("run_date") == F.lit(day)) & (F.col("job") == "daily"))
+        .orderBy(F.col("started_at").desc())
+        .first()
+    )
+    assert row is not None
+    assert row.status == "SUCCEEDED", row.error
+    accounted = row.rows_kept + row.rows_other_dates + row.rows_duplicates + row.rows_quarantined + row.rows_deleted
+    assert row.rows_read == accounted, row
+    return row
