@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from shipments.config import join_path
 from shipments.storage import fs
+from shipments.transforms.columns import epoch_micros
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ _TORN_READS = frozenset({"org.apache.hadoop.fs.ChecksumException", "java.io.EOFE
 
 def to_micros(value: dt.datetime | None) -> int | None:
     """Aware datetime -> epoch microseconds (exact, and free of any local time zone)."""
-    return None if value is None else (value - _EPOCH) // dt.timedelta(microseconds=1)
+    return None if value is None else epoch_micros(value)
 
 
 def from_micros(value: int | None) -> dt.datetime | None:

@@ -39,10 +39,18 @@ def timestamp_literal(instant: dt.datetime) -> Column:
     Built from epoch microseconds: a naive ``datetime`` would be read in the Python process's
     local zone by ``F.lit``, whatever the session zone says.
     """
+    return F.timestamp_micros(F.lit(epoch_micros(instant)))
+
+
+def epoch_micros(instant: dt.datetime) -> int:
+    """Microseconds since 1970-01-01 UTC of a time-zone-aware ``datetime``, exactly.
+
+    Raises:
+        ValueError: ``instant`` is naive (its zone would be a guess).
+    """
     if instant.tzinfo is None:
         raise ValueError(f"expected a time-zone-aware datetime, got naive {instant!r}")
-    micros = (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
-    return F.timestamp_micros(F.lit(micros))
+    return (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def csv_field(value: Column) -> Column:
