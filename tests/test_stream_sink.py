@@ -149,10 +149,17 @@ def test_a_replayed_batch_changes_nothing(spark: SparkSession, sink: StatusBatch
         assert version(spark, path) == versions[path]
 
 
+def _commits(path: str) -> list[str]:
+    return sorted(p.name for p in (Path(path) / "_delta_log").glob("*.json"))
+
+
 def test_an_empty_batch_writes_nothing(spark: SparkSession, sink: StatusBatchSink) -> None:
+    tables = (sink.tables.status, sink.tables.late, sink.tables.dlq)
+    before = [_commits(path) for path in tables]
     sink(batch(spark), 0)
     assert spark.read.format("delta").load(sink.tables.status).count() == 0
     assert sink.stats[0].records == 0
+    assert [_commits(path) for path in tables] == before  # no commit to any of the three tables
 
 
 def _late_rows(spark: SparkSession, sink: StatusBatchSink) -> list[tuple]:
