@@ -13,19 +13,9 @@ from pyspark.sql import SparkSession
 from shipments.config import S3Config, SparkConfig
 from shipments.errors import ConfigError
 from shipments.redaction import SPARK_REDACTION_REGEX, mask_settings, register_secrets
+from shipments.spark_settings import DELTA_SETTINGS, REQUIRED_SETTINGS
 
 log = logging.getLogger(__name__)
-
-# Settings every run relies on, whatever the platform or config says: ship_date is the UTC
-# calendar date, so the session zone must be UTC.
-_REQUIRED = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-}
-_DELTA = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-}
 
 
 def local_jars(jars_dir: str) -> list[str]:
@@ -106,13 +96,13 @@ def build_spark(
             builder = builder.config(
                 "spark.driver.extraJavaOptions", f'"-Dlog4j2.configurationFile={config.log_config}"'
             )
-    runtime = {**(extra or {}), **_REQUIRED}
+    runtime = {**(extra or {}), **REQUIRED_SETTINGS}
     # Values of settings that look like secrets are masked in every log line and ledger error
     # from here on, and Spark's own redaction (UI, event log) matches the same names.
     register_secrets({**config.settings, **runtime})
     builder = builder.config("spark.redaction.regex", SPARK_REDACTION_REGEX)
-    log.debug("%s: Spark settings %s", app_name, mask_settings({**_DELTA, **config.settings, **runtime}))
-    for key, value in {**_DELTA, **config.settings, **runtime}.items():
+    log.debug("%s: Spark settings %s", app_name, mask_settings({**DELTA_SETTINGS, **config.settings, **runtime}))
+    for key, value in {**DELTA_SETTINGS, **config.settings, **runtime}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # On EMR/Glue the session may already exist; runtime settings still have to hold.

@@ -14,16 +14,15 @@ from typing import Any
 
 from shipments.config import Config
 from shipments.errors import ConfigError
+from shipments.spark_settings import DELTA_SETTINGS, REQUIRED_SETTINGS
 
 # EventBridge Scheduler replaces this with the fire time (ISO-8601, UTC) in a target's input.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 # EMR 7.x / EMR Serverless ship Delta here (the delta-defaults classification uses the same).
 EMR_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
 LOG_STORE = "io.delta.storage.S3DynamoDBLogStore"
-DELTA_SQL = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-}
+# What build_spark applies to every session, given to the platform's job too.
+SESSION_SETTINGS = {**DELTA_SETTINGS, **REQUIRED_SETTINGS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +147,7 @@ def emr_serverless_job(config: Config, artifacts: Artifacts, command: JobCommand
         "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": "./environment/bin/python",
         **_python_env("spark.emr-serverless.driverEnv."),
         "spark.jars": EMR_DELTA_JARS,
-        **DELTA_SQL,
-        "spark.sql.session.timeZone": "UTC",
+        **SESSION_SETTINGS,
         **log_store_settings(config),
     }
     files = ",".join(artifacts.uri(f"conf/{name}") for name in artifacts.conf_files)
@@ -173,9 +171,7 @@ def glue_job(config: Config, artifacts: Artifacts, name: str, command: JobComman
     """
     if not config.deploy.glue_role:
         raise ConfigError("deploy.glue_role is required for --target glue (the job role's ARN)")
-    spark_conf = " --conf ".join(
-        f"{k}={v}" for k, v in {**DELTA_SQL, "spark.sql.session.timeZone": "UTC", **log_store_settings(config)}.items()
-    )
+    spark_conf = " --conf ".join(f"{k}={v}" for k, v in {**SESSION_SETTINGS, **log_store_settings(config)}.items())
     return {
         "Description": f"{command.name} ({artifacts.version})",
         "Role": config.deploy.glue_role,
