@@ -20,6 +20,7 @@ import yaml
 
 from shipments.errors import ConfigError
 from shipments.model.layouts import DMS_DATE_FOLDERS, LAYOUTS
+from shipments.ops_config import AlertsConfig, LineageConfig, MetricsConfig, QualityConfig, SloConfig, section
 
 PLATFORMS = ("local", "emr", "glue")
 RAW_FORMATS = ("json", "csv")
@@ -257,6 +258,11 @@ class Config:
     daily: DailyConfig = dataclasses.field(default_factory=DailyConfig)
     stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
     deploy: DeployConfig = dataclasses.field(default_factory=DeployConfig)
+    quality: QualityConfig = dataclasses.field(default_factory=QualityConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = dataclasses.field(default_factory=AlertsConfig)
+    slo: SloConfig = dataclasses.field(default_factory=SloConfig)
+    lineage: LineageConfig = dataclasses.field(default_factory=LineageConfig)
 
     def __post_init__(self) -> None:
         for name in ("raw", "lake"):
@@ -372,7 +378,8 @@ def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: s
     """
     config_path = Path(path).expanduser().resolve()
     data = _read_yaml(config_path)
-    unknown = sorted(set(data) - {"paths", "spark", "daily", "stream", "deploy"})
+    sections = {"paths", "spark", "daily", "stream", "deploy", "quality", "metrics", "alerts", "slo", "lineage"}
+    unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) in config {config_path}: {', '.join(unknown)}")
     spark_data = dict(data.get("spark") or {})
@@ -385,4 +392,9 @@ def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: s
         daily=_section(data, "daily", DailyConfig),
         stream=_section(data, "stream", StreamConfig),
         deploy=_section(data, "deploy", DeployConfig),
+        quality=section(data, "quality", QualityConfig),
+        metrics=section(data, "metrics", MetricsConfig),
+        alerts=section(data, "alerts", AlertsConfig),
+        slo=section(data, "slo", SloConfig),
+        lineage=section(data, "lineage", LineageConfig),
     )

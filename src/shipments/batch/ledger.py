@@ -65,6 +65,10 @@ class RunRecord:
     unknown_customer_rows: int | None = None
     dimension_duplicates: int | None = None
     rows_written: int | None = None
+    rows_early: int | None = None
+    rows_late: int | None = None
+    quarantine_reasons: str | None = None
+    checks_failed: int | None = None
     table_version: int | None = None
     input_files: int | None = None
     input_bytes: int | None = None

@@ -79,11 +79,84 @@ PIPELINE_RUNS_SCHEMA = T.StructType(
         T.StructField("unknown_customer_rows", T.LongType()),
         T.StructField("dimension_duplicates", T.LongType()),
         T.StructField("rows_written", T.LongType()),
+        # added with the data-quality checks: D's shipments that landed in an earlier (early) or
+        # later (late) ingest folder than D's, and the quarantined records by reason (a JSON
+        # object), so reconcile explains a day from recorded numbers first.
+        T.StructField("rows_early", T.LongType()),
+        T.StructField("rows_late", T.LongType()),
+        T.StructField("quarantine_reasons", T.StringType()),
+        T.StructField("checks_failed", T.LongType()),
         T.StructField("table_version", T.LongType()),
         T.StructField("input_files", T.LongType()),
         T.StructField("input_bytes", T.LongType()),
         T.StructField("input_fingerprint", T.StringType()),
         T.StructField("error", T.StringType()),
+    ]
+)
+
+
+# --------------------------------------------------------------------------- operations
+
+# One row per check per run (per micro-batch for the stream's checks).
+DQ_RESULTS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("job", T.StringType(), False),
+        T.StructField("table_name", T.StringType(), False),
+        # the date checked (the daily run's D; null for a micro-batch)
+        T.StructField("run_date", T.DateType()),
+        T.StructField("batch_id", T.LongType()),
+        T.StructField("check_name", T.StringType(), False),
+        T.StructField("check_kind", T.StringType(), False),
+        T.StructField("severity", T.StringType(), False),
+        T.StructField("observed", T.DoubleType()),
+        T.StructField("threshold", T.DoubleType()),
+        T.StructField("passed", T.BooleanType(), False),
+        # what was found, in words (e.g. which field vanished from which files)
+        T.StructField("detail", T.StringType()),
+        T.StructField("sample_keys", T.ArrayType(T.StringType())),
+        T.StructField("checked_at", T.TimestampType(), False),
+    ]
+)
+
+# Long format: one row per metric per run or micro-batch. Dimensions stay low-cardinality where
+# the metrics are exported (job, table, environment); run_id/run_date/batch_id are only here.
+PIPELINE_METRICS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("job", T.StringType(), False),
+        T.StructField("table_name", T.StringType(), False),
+        T.StructField("environment", T.StringType(), False),
+        T.StructField("run_date", T.DateType()),
+        T.StructField("batch_id", T.LongType()),
+        T.StructField("metric", T.StringType(), False),
+        T.StructField("value", T.DoubleType()),
+        T.StructField("unit", T.StringType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+
+# One row per alert fingerprint (check + table + cause, never a date): open while its check
+# fails, resolved when the check passes again.
+ALERT_STATE_SCHEMA = T.StructType(
+    [
+        T.StructField("fingerprint", T.StringType(), False),
+        T.StructField("state", T.StringType(), False),  # open | resolved
+        T.StructField("level", T.StringType(), False),  # page | ticket | log
+        T.StructField("job", T.StringType(), False),
+        T.StructField("table_name", T.StringType(), False),
+        T.StructField("check_name", T.StringType(), False),
+        T.StructField("cause", T.StringType(), False),
+        T.StructField("summary", T.StringType(), False),
+        T.StructField("runbook", T.StringType(), False),
+        T.StructField("affected_dates", T.ArrayType(T.DateType()), False),
+        T.StructField("sample_keys", T.ArrayType(T.StringType()), False),
+        T.StructField("occurrences", T.LongType(), False),
+        T.StructField("first_seen", T.TimestampType(), False),
+        T.StructField("last_seen", T.TimestampType(), False),
+        T.StructField("notified_at", T.TimestampType()),
+        T.StructField("resolved_at", T.TimestampType()),
+        T.StructField("last_run_id", T.StringType(), False),
     ]
 )
 
@@ -135,7 +208,10 @@ DLQ_SCHEMA = T.StructType(
 DAILY_TOTALS = TableSpec("shipment_daily_totals", DAILY_TOTALS_SCHEMA, ("ship_date",))
 QUARANTINE = TableSpec("quarantine/shipments", QUARANTINE_SCHEMA, ("ingest_date",))
 PIPELINE_RUNS = TableSpec("pipeline_runs", PIPELINE_RUNS_SCHEMA)
-BATCH_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS)
+DQ_RESULTS = TableSpec("dq_results", DQ_RESULTS_SCHEMA)
+PIPELINE_METRICS = TableSpec("pipeline_metrics", PIPELINE_METRICS_SCHEMA)
+ALERT_STATE = TableSpec("alert_state", ALERT_STATE_SCHEMA)
+BATCH_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS, DQ_RESULTS)
 
 # A MERGE every few seconds leaves small files: auto compaction folds them back together.
 # Measured here (2 cores, 50k rows, MERGEs of 200-5,000 rows): deletion vectors made each MERGE
