@@ -30,9 +30,9 @@ $(AIRFLOW_VENV)/.installed: dags/requirements.txt
 	$(AIRFLOW_VENV)/bin/pip install -q -r dags/requirements.txt
 	touch $@
 
-# The PyYAML wheel that `make package` puts in the EMR venv archive (offline afterwards)
+# The PyYAML and prometheus-client wheels that `make package` puts in the EMR venv archive (offline afterwards)
 build/wheelhouse/.done: setup.py $(VENV)/.installed
-	$(PY) -m pip download -q --only-binary=:all: --no-deps -d build/wheelhouse "PyYAML==6.0.4"
+	$(PY) -m pip download -q --only-binary=:all: --no-deps -d build/wheelhouse "PyYAML==6.0.4" "prometheus-client==0.26.0"
 	touch $@
 
 package: $(VENV)/.installed build/wheelhouse/.done ## dist/: version-stamped wheel, EMR venv archive, entry scripts, manifest

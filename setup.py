@@ -11,9 +11,12 @@ setup(
     packages=find_packages("src"),
     python_requires=">=3.11,<3.12",
     # On EMR and Glue, Spark and Delta come with the platform: only the `local` extra pins them.
-    install_requires=["PyYAML>=6,<7"],
+    # prometheus-client: run metrics pushed to a Pushgateway (metrics.pushgateway).
+    install_requires=["PyYAML>=6,<7", "prometheus-client==0.26.0"],
     extras_require={
         "local": ["pyspark==3.5.6", "delta-spark==3.3.2"],
+        # `shipments report`: the HTML page's charts (plotly.js is inlined: readable offline)
+        "report": ["plotly==7.1.0"],
         "dev": [
             "chispa==0.12.0",
             "pytest==9.2.0",
@@ -30,6 +33,7 @@ setup(
             "moto[server]==5.2.5",
             # `make package`: the wheel without build isolation (offline), the venv archive for EMR
             "wheel==0.48.0",
+            "plotly==7.1.0",
             "venv-pack==0.2.0",
         ],
     },
