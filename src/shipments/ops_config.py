@@ -23,6 +23,7 @@ DEFAULT_ALERT = {"fail": "page", "quarantine": "ticket", "warn": "log"}
 RECORDS = "shipments"  # the raw shipment records a daily run reads (valid ones, for row rules)
 TOTALS = "shipment_daily_totals"
 STATUS_EVENTS = "shipment_status"  # a micro-batch of the status stream
+SLO = "slo"  # the service levels (a pseudo-table: burn-rate checks)
 ROW_RULES = ("not_null", "accepted_values", "range")
 CHECK_TABLES: dict[str, tuple[str, ...]] = {
     "schema": (RECORDS,),
@@ -37,7 +38,12 @@ CHECK_TABLES: dict[str, tuple[str, ...]] = {
     "shrink": (TOTALS,),
     "dlq_share": (STATUS_EVENTS,),
     "late_share": (STATUS_EVENTS,),
+    # Not declared under quality: observe.slo.burn_rate_results builds these from the slo section,
+    # on a pseudo-table, so burn-rate breaches go through the same alerts as data checks.
+    "slo_burn": (SLO,),
 }
+# Kinds that come from other config sections, never from quality.daily / quality.stream.
+DERIVED_CHECKS = ("slo_burn",)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _COLUMN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -68,6 +74,8 @@ class CheckSpec:
       unless ``--allow-shrink``.
     - ``dlq_share`` / ``late_share``: share of a micro-batch's events dead-lettered / late, at
       most ``max``, judged on batches of at least ``min_rows`` events.
+    - ``slo_burn`` (on the pseudo-table ``slo``): an error budget burning too fast; built by
+      ``observe.slo.burn_rate_results`` from the ``slo`` section, never declared under quality.
     """
 
     name: str
@@ -182,6 +190,9 @@ class QualityConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily", _checks(self.daily, "daily"))
         object.__setattr__(self, "stream", _checks(self.stream, "stream"))
+        for check in (*self.daily, *self.stream):
+            if check.check in DERIVED_CHECKS:
+                raise ConfigError(f"quality check {check.name!r}: {check.check} checks come from the slo section")
         for check in self.daily:
             if check.table == STATUS_EVENTS:
                 raise ConfigError(f"quality.daily check {check.name!r} is a stream check (quality.stream)")
