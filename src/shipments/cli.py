@@ -157,7 +157,35 @@ def build_parser() -> argparse.ArgumentParser:
             "--layout", choices=LAYOUTS, help="how <raw>/shipments/ is laid out (default: daily.layout in the config)"
         )
     _add_cloud_commands(command)
+    _add_observe_commands(command)
     return parser
+
+
+def _add_observe_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``slo`` and ``report`` (read the ledger, metrics and alerts; write nothing to the lake)."""
+    days = _ranged(int, 1, 366, "a whole number of days from 1 to 366")
+    slo = command("slo", "service levels now: daily publication and stream latency, error budgets, burn rates")
+    report = command("report", "one self-contained HTML page: volume, quarantine, freshness, durations, alerts")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    for sub in (slo, report):
+        sub.add_argument("--now", type=_instant, help="as of this instant, e.g. 2026-11-03T10:00:00Z (default: now)")
+        sub.add_argument("--days", type=days, default=28, help="days looked back (default %(default)s)")
+    slo.add_argument("--json", action="store_true", help="print one JSON object instead of one line per objective")
+
+
+def _observe_command(args: argparse.Namespace, config: Config) -> Callable[[SparkSession | None], Result]:
+    """``slo`` / ``report``: flags checked here, before the session starts."""
+    if args.command == "slo":
+        from shipments.observe.slo import SloRequest, run_slo
+
+        slo = SloRequest(args.now, int(args.days), args.json)
+        return lambda spark: run_slo(_session(spark), config, slo)
+    from shipments.observe.report import ReportRequest, run_report
+
+    out = Path(args.out).expanduser().resolve()
+    _require_local_folder(str(out.parent), "report folder")
+    report = ReportRequest(out, int(args.days), args.now)
+    return lambda spark: run_report(_session(spark), config, report)
 
 
 def _add_cloud_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -252,6 +280,8 @@ def _command(
     session settings it needs. Every flag is checked here, before any session starts."""
     if args.command in ("deploy", "catalog"):
         return _cloud_command(args, config), None
+    if args.command in ("slo", "report"):
+        return _observe_command(args, config), {}
     # Imported here: a usage error or `--help` must not wait for (or need) PySpark.
     from shipments.batch.backfill import BackfillRequest, run_backfill
     from shipments.batch.daily import DailyRequest, run_daily
