@@ -38,7 +38,7 @@ build/wheelhouse/.done: setup.py $(VENV)/.installed
 package: $(VENV)/.installed build/wheelhouse/.done ## dist/: version-stamped wheel, EMR venv archive, entry scripts, manifest
 	$(PY) -m shipments.devtools.package --out dist
 
-jars: jars/spark/.done jars/kafka/.done jars/s3a/.done ## resolve the pinned JVM jars from Maven Central (once)
+jars: jars/spark/.done jars/kafka/.done jars/s3a/.done jars/lineage/.done ## resolve the pinned JVM jars from Maven Central (once)
 
 jars/spark/.done: jvm/spark-jars.xml
 	rm -rf jars/spark
@@ -54,6 +54,12 @@ jars/kafka/.done: jvm/kafka-broker.xml
 jars/s3a/.done: jvm/s3a-jars.xml
 	rm -rf jars/s3a
 	$(MVN) -f jvm/s3a-jars.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/jars/s3a
+	touch $@
+
+# The OpenLineage Spark listener (one shaded jar, ~43 MB), added to a local session only when lineage.enabled
+jars/lineage/.done: jvm/lineage-jars.xml
+	rm -rf jars/lineage
+	$(MVN) -f jvm/lineage-jars.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/jars/lineage
 	touch $@
 
 test: ## run the whole test suite

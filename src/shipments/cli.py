@@ -357,7 +357,7 @@ def _run(args: argparse.Namespace) -> int:
         if session_settings is not None:
             from shipments.session import build_spark
 
-            spark = build_spark(config.spark, f"shipments-{args.command}", session_settings)
+            spark = build_spark(config.spark, f"shipments-{args.command}", session_settings, lineage=config.lineage)
         result = run(spark)
     print(result.summary())
     return result.exit_code

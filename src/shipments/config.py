@@ -332,6 +332,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     stream = data.get("stream") or {}
     if stream.get("checkpoint"):
         stream["checkpoint"] = _absolute(str(stream["checkpoint"]), folder)
+    lineage = data.get("lineage") or {}
+    if isinstance(lineage, dict) and lineage.get("output"):
+        lineage["output"] = _absolute(str(lineage["output"]), folder)
 
     parent_name = data.pop("extends", None)
     if parent_name is None:

@@ -12,10 +12,13 @@ from pyspark.sql import SparkSession
 
 from shipments.config import S3Config, SparkConfig
 from shipments.errors import ConfigError
+from shipments.ops_config import LineageConfig
 from shipments.redaction import SPARK_REDACTION_REGEX, mask_settings, register_secrets
 from shipments.spark_settings import DELTA_SETTINGS, REQUIRED_SETTINGS
 
 log = logging.getLogger(__name__)
+
+LINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
 
 
 def local_jars(jars_dir: str) -> list[str]:
@@ -67,8 +70,34 @@ def s3a_settings(s3: S3Config, environ: Mapping[str, str] | None = None) -> dict
     return settings
 
 
+def lineage_jars_dir(config: SparkConfig) -> str:
+    """Where ``make setup`` put the OpenLineage listener: ``jars/lineage`` beside the Spark jars."""
+    return os.path.join(os.path.dirname(config.jars_dir.rstrip(os.sep)), "lineage")
+
+
+def lineage_settings(lineage: LineageConfig, listeners: str = "") -> dict[str, str]:
+    """Spark settings that make the OpenLineage listener write run events to ``lineage.output``.
+
+    The same on every platform (README "Lineage (optional)"); empty when lineage is off. The file
+    transport is the only one set, so the listener sends nothing over the network; ``listeners``
+    (a configured ``spark.extraListeners``) are kept before it.
+    """
+    if not lineage.enabled:
+        return {}
+    return {
+        "spark.extraListeners": ",".join(filter(None, [listeners, LINEAGE_LISTENER])),
+        "spark.openlineage.transport.type": "file",
+        "spark.openlineage.transport.location": lineage.output,
+        "spark.openlineage.namespace": lineage.namespace,
+    }
+
+
 def build_spark(
-    config: SparkConfig, app_name: str = "shipments", extra: Mapping[str, str] | None = None
+    config: SparkConfig,
+    app_name: str = "shipments",
+    extra: Mapping[str, str] | None = None,
+    *,
+    lineage: LineageConfig | None = None,
 ) -> SparkSession:
     """Build (or join) the SparkSession for ``config.platform``.
 
@@ -76,12 +105,26 @@ def build_spark(
     network; ``emr`` and ``glue`` join the platform's session, whose Delta Lake is enabled by
     the cluster classification or the Glue ``--datalake-formats delta`` parameter. ``extra``
     settings (a command's own, e.g. the stream's state store) apply on top of the config's.
+    With ``lineage`` enabled, a local session also starts the OpenLineage listener (jar from
+    :func:`lineage_jars_dir`, settings from :func:`lineage_settings`); on EMR and Glue the job is
+    given both at submission, and a session without the listener is logged as a warning.
+
+    Raises:
+        ConfigError: a local session's jars are missing (set-up was not run).
     """
+    lineage = lineage or LineageConfig()
     builder = SparkSession.builder.appName(app_name)
+    listener: dict[str, str] = {}
     if config.platform == "local":
+        jars = local_jars(config.jars_dir)
+        if lineage.enabled:
+            # Beside Delta on spark.jars (one class loader), not on the driver's class path: the
+            # listener recognizes Delta's write commands by their classes.
+            jars += local_jars(lineage_jars_dir(config))
+            listener = lineage_settings(lineage, config.settings.get("spark.extraListeners", ""))
         builder = (
             builder.master(config.master)
-            .config("spark.jars", ",".join(local_jars(config.jars_dir)))
+            .config("spark.jars", ",".join(jars))
             # Python workers run this interpreter (the venv), which can import shipments; not
             # whatever `python3` comes first on PATH.
             .config("spark.pyspark.python", sys.executable)
@@ -101,11 +144,21 @@ def build_spark(
     # from here on, and Spark's own redaction (UI, event log) matches the same names.
     register_secrets({**config.settings, **runtime})
     builder = builder.config("spark.redaction.regex", SPARK_REDACTION_REGEX)
-    log.debug("%s: Spark settings %s", app_name, mask_settings({**DELTA_SETTINGS, **config.settings, **runtime}))
-    for key, value in {**DELTA_SETTINGS, **config.settings, **runtime}.items():
+    # The listener's settings are static (read once, when the context starts): never in runtime.
+    settings = {**DELTA_SETTINGS, **config.settings, **listener, **runtime}
+    log.debug("%s: Spark settings %s", app_name, mask_settings(settings))
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # On EMR/Glue the session may already exist; runtime settings still have to hold.
     for key, value in runtime.items():
         spark.conf.set(key, value)
+    if lineage.enabled and config.platform != "local":
+        listeners = spark.sparkContext.getConf().get("spark.extraListeners") or ""
+        if LINEAGE_LISTENER not in listeners:
+            log.warning(
+                "lineage.enabled, but the %s session has no OpenLineage listener: give the job the "
+                "jar and the settings of README 'Lineage (optional)'; no lineage is recorded",
+                config.platform,
+            )
     return spark
