@@ -1,0 +1,104 @@
+"""Lineage (optional): with ``lineage.enabled`` a daily run's OpenLineage run events land in the
+configured file (file transport only: nothing leaves the machine); off, the default, no listener
+is configured. Each case is its own process: the listener is fixed when the JVM's context starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipments.devtools.generate import generate_raw_zone
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_CONF = ROOT / "conf" / "local.yaml"
+LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
+NAMESPACE = "shipments-lineage-test"
+DAY = dt.date(2026, 11, 2)
+
+# What the CLI does before a run: load the config, build the session with its lineage section.
+PROBE = """
+import json, sys
+from shipments.config import load_config
+from shipments.session import build_spark
+config = load_config(sys.argv[1])
+spark = build_spark(config.spark, "shipments-lineage-probe", lineage=config.lineage)
+conf = dict(spark.sparkContext.getConf().getAll())
+spark.stop()
+print(json.dumps(conf))
+"""
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """A fresh Python (and JVM) with no OPENLINEAGE_* variables: the listener would merge them in."""
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("OPENLINEAGE")}
+    return subprocess.run(
+        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def _write_conf(folder: Path, lineage: str) -> Path:
+    """A config that extends conf/local.yaml, paths relative to its own folder."""
+    conf = folder / "lineage.yaml"
+    conf.write_text(f"extends: {json.dumps(str(LOCAL_CONF))}\npaths: {{raw: raw, lake: lake}}\n{lineage}")
+    return conf
+
+
+def _datasets(event: dict[str, Any], side: str) -> set[tuple[str, str]]:
+    return {(dataset["namespace"], dataset["name"]) for dataset in event[side]}
+
+
+def test_daily_run_writes_openlineage_events_to_the_file(tmp_path: Path) -> None:
+    generate_raw_zone(tmp_path / "raw", dt.date(2026, 11, 1), 3, shipments_per_day=100)
+    lineage = f"lineage: {{enabled: true, output: lineage/events.jsonl, namespace: {NAMESPACE}}}\n"
+    conf = _write_conf(tmp_path, lineage)
+
+    done = _run(["-m", "shipments", "daily", "--conf", str(conf), "--date", DAY.isoformat()])
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    events_file = tmp_path / "lineage" / "events.jsonl"  # relative to the config file's folder
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert all(event["schemaURL"].endswith("#/$defs/RunEvent") for event in events)
+    assert {event["job"]["namespace"] for event in events} == {NAMESPACE}
+    totals = ("file", str((tmp_path / "lake" / "shipment_daily_totals").resolve()))
+    raw_folder = ("file", str((tmp_path / "raw" / "shipments").resolve()))
+    writes = [event for event in events if totals in _datasets(event, "outputs")]
+    reads_raw = [event for event in writes if raw_folder in _datasets(event, "inputs")]
+    assert {event["eventType"] for event in reads_raw} >= {"START", "COMPLETE"}
+    # START and COMPLETE of the same run: the write of D's totals from the raw shipments
+    runs = {event["run"]["runId"] for event in reads_raw if event["eventType"] == "START"}
+    assert any(event["run"]["runId"] in runs for event in reads_raw if event["eventType"] == "COMPLETE")
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["off-by-default", "on"])
+def test_listener_is_configured_only_when_lineage_is_enabled(tmp_path: Path, enabled: bool) -> None:
+    lineage = "lineage: {enabled: true, output: events.jsonl}\n" if enabled else ""
+    conf = _write_conf(tmp_path, lineage)
+
+    done = _run(["-c", PROBE, str(conf)])
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    settings = json.loads(done.stdout.strip().splitlines()[-1])
+    lineage_settings = {key: value for key, value in settings.items() if key.startswith("spark.openlineage.")}
+    listener_jars = [jar for jar in settings["spark.jars"].split(",") if "openlineage" in jar]
+    if enabled:
+        assert settings.get("spark.extraListeners") == LISTENER
+        assert lineage_settings == {
+            "spark.openlineage.transport.type": "file",
+            "spark.openlineage.transport.location": str(tmp_path.resolve() / "events.jsonl"),
+            "spark.openlineage.namespace": "shipments",
+        }
+        assert len(listener_jars) == 1
+    else:
+        assert "spark.extraListeners" not in settings
+        assert lineage_settings == {}
+        assert listener_jars == []
