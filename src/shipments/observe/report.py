@@ -50,6 +50,7 @@ from shipments.observe.slo import (
     from_micros,
     iso,
     judge_day,
+    publication_range,
     read_publications,
 )
 from shipments.ops_config import CheckSpec
@@ -96,8 +97,8 @@ class DayRun:
     """The last successful daily run of a date: what it read, kept and quarantined (by reason)."""
 
     run_date: dt.date
-    rows_read: int
-    rows_kept: int
+    rows_read: int | None  # None: not recorded
+    rows_kept: int | None
     reasons: Mapping[str, int]
 
 
@@ -143,8 +144,8 @@ def read_day_runs(spark: SparkSession, config: Config, start: dt.date, end: dt.d
     return {
         row["run_date"]: DayRun(
             row["run_date"],
-            int(row["rows_read"] or 0),
-            int(row["rows_kept"] or 0),
+            row["rows_read"],
+            row["rows_kept"],
             _reasons(row["quarantine_reasons"], row["rows_quarantined"]),
         )
         for row in rows
@@ -270,11 +271,11 @@ def same_weekday_baseline(kept: Mapping[dt.date, int], day: dt.date, weeks: int,
 
 def volume_chart(day_runs: Mapping[dt.date, DayRun], dates: Sequence[dt.date], config: Config) -> Any:
     figure = _figure("Daily volume: shipments kept per run date", "shipments")
-    shown = [d for d in dates if d in day_runs]
+    kept = {d: run.rows_kept for d, run in day_runs.items() if run.rows_kept is not None}
+    shown = [d for d in dates if d in kept]
     if not shown:
         return _no_data(figure)
     weeks, min_history = baseline_settings(config)
-    kept = {d: run.rows_kept for d, run in day_runs.items()}
     x = [d.isoformat() for d in shown]
     name = "rows kept (last successful run)"
     figure.add_bar(x=x, y=[kept[d] for d in shown], name=name, marker_color=_COLORS["bars"])
@@ -292,7 +293,8 @@ def volume_chart(day_runs: Mapping[dt.date, DayRun], dates: Sequence[dt.date], c
 
 def quarantine_chart(day_runs: Mapping[dt.date, DayRun], dates: Sequence[dt.date]) -> Any:
     figure = _figure("Quarantine rate by reason", "% of records read")
-    shown = [d for d in dates if d in day_runs and day_runs[d].rows_read > 0]
+    read = {d: run.rows_read for d, run in day_runs.items() if run.rows_read}
+    shown = [d for d in dates if d in read]
     if not shown:
         return _no_data(figure)
     totals: dict[str, int] = {}
@@ -303,7 +305,7 @@ def quarantine_chart(day_runs: Mapping[dt.date, DayRun], dates: Sequence[dt.date
         return _no_data(figure, "no records quarantined")
     x = [d.isoformat() for d in shown]
     for reason in sorted(totals, key=lambda r: (-totals[r], r)):
-        rates = [100.0 * day_runs[d].reasons.get(reason, 0) / day_runs[d].rows_read for d in shown]
+        rates = [100.0 * day_runs[d].reasons.get(reason, 0) / read[d] for d in shown]
         figure.add_bar(x=x, y=rates, name=html.escape(reason))
     figure.update_layout(barmode="stack")
     figure.update_xaxes(type="date")
@@ -348,8 +350,13 @@ def freshness_chart(publications: Publications, dates: Sequence[dt.date], config
             name="not published by the SLA",
             marker={"symbol": "x", "size": 12, "color": _COLORS["bad"]},
         )
-    figure.add_hline(y=slo_hours, line_dash="dash", line_color=_COLORS["warn"], annotation_text=f"SLO {slo.daily_slo}")
-    figure.add_hline(y=sla_hours, line_dash="dot", line_color=_COLORS["bad"], annotation_text=f"SLA {slo.daily_sla}")
+    # The deadlines as line traces, named in the legend (two labels half an hour apart collide).
+    ends = [judged[0].isoformat(), judged[-1].isoformat()]
+    for name, hours, dash, color in (
+        (f"SLO {slo.daily_slo} UTC", slo_hours, "dash", _COLORS["warn"]),
+        (f"SLA {slo.daily_sla} UTC", sla_hours, "dot", _COLORS["bad"]),
+    ):
+        figure.add_scatter(x=ends, y=[hours, hours], mode="lines", name=name, line={"dash": dash, "color": color})
     figure.update_xaxes(type="date")
     return figure
 
@@ -379,6 +386,7 @@ def durations_chart(points: Sequence[RunPoint]) -> Any:
             text=[html.escape(f"{p.job} {p.run_date or ''} FAILED") for p in failed],
         )
     figure.update_xaxes(type="date")
+    figure.update_yaxes(rangemode="tozero")
     return figure
 
 
@@ -425,7 +433,8 @@ def _slo_list(objectives: Sequence[Objective]) -> str:
     items = []
     for o in objectives:
         state = "failing" if o.failing else o.state.replace(" ", "-")
-        items.append(f'<li class="{state}"><strong>{html.escape(o.name)}</strong>: {html.escape(o.line())}</li>')
+        rest = o.line().removeprefix(o.name)
+        items.append(f'<li class="{state}"><strong>{html.escape(o.name)}</strong>{html.escape(rest)}</li>')
     return "<ul>\n" + "\n".join(items) + "\n</ul>"
 
 
@@ -489,10 +498,11 @@ def run_report(spark: SparkSession, config: Config, request: ReportRequest) -> R
     dates = [start + dt.timedelta(days=i) for i in range(request.days)]
     weeks, _ = baseline_settings(config)
     day_runs = read_day_runs(spark, config, start - dt.timedelta(weeks=weeks), end)
-    publications = read_publications(spark, config, start, end)
+    # read once for the freshness chart and the objectives (the range covers start..due)
+    publications = read_publications(spark, config, *publication_range(config.slo, now, request.days))
     points = read_run_points(spark, config, now - dt.timedelta(days=request.days), now)
     alerts = read_open_alerts(spark, config)
-    objectives = evaluate(spark, config, now, request.days)
+    objectives = evaluate(spark, config, now, request.days, publications)
     charts = [
         ("volume", "Daily volume", volume_chart(day_runs, dates, config)),
         ("quarantine", "Quarantine", quarantine_chart(day_runs, dates)),

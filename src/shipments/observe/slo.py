@@ -81,30 +81,37 @@ class SloRequest:
 class Publications:
     """When each run date was first published (its first SUCCEEDED daily run ended)."""
 
-    first_date: dt.date | None  # the earliest run date of any daily run in the ledger
+    first_date: dt.date | None  # the earliest run date of any daily run (see read_publications)
     published_at: Mapping[dt.date, dt.datetime]
 
 
 def read_publications(spark: SparkSession, config: Config, start: dt.date, end: dt.date) -> Publications:
-    """The publication time of each run date in ``start..end`` that has a successful daily run.
+    """The publication time of each run date in ``start..end`` that has a successful daily run,
+    and the ledger's first daily date (any date before ``start`` reads as ``start`` - 1 day: all
+    that matters is that the window's dates all come after it).
 
-    Two small aggregates of ``pipeline_runs``; times come back as epoch microseconds so the
-    driver's time zone plays no part.
+    One small aggregate of ``pipeline_runs`` (every date before ``start`` folds into one group);
+    times come back as epoch microseconds so the driver's time zone plays no part.
     """
     runs = delta.read_table(spark, config, PIPELINE_RUNS)
     if runs is None:
         return Publications(None, {})
-    daily_runs = runs.filter(F.col("job") == F.lit(DAILY_JOB))
-    first = daily_runs.agg(F.min("run_date").alias("first_date")).first()
+    before = start - dt.timedelta(days=1)
+    published = F.when(F.col("status") == F.lit(SUCCEEDED), F.unix_micros("ended_at"))
     rows = (
-        daily_runs.filter((F.col("status") == F.lit(SUCCEEDED)) & F.col("run_date").between(F.lit(start), F.lit(end)))
-        .groupBy("run_date")
-        .agg(F.min(F.unix_micros("ended_at")).alias("published_us"))
+        runs.filter((F.col("job") == F.lit(DAILY_JOB)) & (F.col("run_date") <= F.lit(end)))
+        .groupBy(F.greatest(F.col("run_date"), F.lit(before)).alias("run_date"))
+        .agg(F.min(published).alias("published_us"))
         .collect()
     )
+    first = min((row["run_date"] for row in rows), default=None)
     return Publications(
-        None if first is None else first["first_date"],
-        {row["run_date"]: from_micros(int(row["published_us"])) for row in rows},
+        first,
+        {
+            row["run_date"]: from_micros(int(row["published_us"]))
+            for row in rows
+            if row["run_date"] >= start and row["published_us"] is not None
+        },
     )
 
 
@@ -399,12 +406,21 @@ def _stream_objective(spark: SparkSession, config: Config, now: dt.datetime, day
     return dataclasses.replace(objective, state=state, detail=detail)
 
 
-def evaluate(spark: SparkSession, config: Config, now: dt.datetime, days: int) -> tuple[Objective, ...]:
-    """The daily SLA, the daily SLO and the stream latency SLO as of ``now``."""
-    slo = config.slo
+def publication_range(slo: SloConfig, now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
+    """The run dates ``evaluate`` needs the publications of: every window's, up to the date due."""
     longest = max(days, slo.fast_window_days, slo.slow_window_days)
     last = now.date() - dt.timedelta(days=slo.daily_offset_days)
-    publications = read_publications(spark, config, last - dt.timedelta(days=longest + 1), last)
+    return last - dt.timedelta(days=longest + 1), last
+
+
+def evaluate(
+    spark: SparkSession, config: Config, now: dt.datetime, days: int, publications: Publications | None = None
+) -> tuple[Objective, ...]:
+    """The daily SLA, the daily SLO and the stream latency SLO as of ``now``. ``publications``
+    (read when not given) must cover ``publication_range``."""
+    slo = config.slo
+    if publications is None:
+        publications = read_publications(spark, config, *publication_range(slo, now, days))
     return (
         _daily_objective("daily_sla", slo.daily_sla, None, slo, publications, now, days),
         _daily_objective("daily_slo", slo.daily_slo, slo.daily_target, slo, publications, now, days),
