@@ -149,3 +149,24 @@ def last_runs(spark: SparkSession, config: Config, job: str, start: dt.date, end
         )
         for row in rows
     }
+
+
+def recorded_runs(spark: SparkSession, config: Config, run_date: dt.date) -> list[RunRecord]:
+    """Every run recorded for ``run_date`` (any job, any status), oldest first by (started_at,
+    ended_at); empty when the ledger does not exist yet. A column an older ledger lacks reads as
+    None, like a count its run did not record. Reads only; one small collect."""
+    runs = delta.read_table(spark, config, PIPELINE_RUNS)
+    if runs is None:
+        return []
+    instants = {"started_at", "ended_at"}
+    columns = [
+        (F.unix_micros(name) if name in instants else F.col(name) if name in runs.columns else F.lit(None)).alias(name)
+        for name in PIPELINE_RUNS_SCHEMA.fieldNames()
+    ]
+    rows = runs.filter(F.col("run_date") == F.lit(run_date)).orderBy("started_at", "ended_at").select(*columns)
+    # Instants as epoch microseconds, made aware here: collect() would give naive local times.
+    return [RunRecord(**{**row.asDict(), **{name: _utc(row[name]) for name in instants}}) for row in rows.collect()]
+
+
+def _utc(micros: int | None) -> dt.datetime | None:
+    return None if micros is None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)

@@ -6,16 +6,20 @@ Every Delta read and write of the project goes through here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from shipments.config import Config
 from shipments.errors import TableError
 from shipments.model.tables import TableSpec
+from shipments.storage import fs
 
 # The MERGE builder takes no writer options: a commit's userMetadata goes through the session.
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
@@ -221,3 +225,77 @@ def put_back_partition(spark: SparkSession, path: str, column: str, value: dt.da
     partitions untouched, as ``shipments restore`` does."""
     previous = spark.read.format("delta").option("versionAsOf", version).load(path)
     _replace_where(previous.filter(F.col(column) == F.lit(value)), path, column, value, note=note)
+
+
+@dataclasses.dataclass(frozen=True)
+class Commit:
+    """A commit of a Delta table: its version, when (epoch milliseconds), the operation and the
+    userMetadata it was tagged with (the run id of this project's writes)."""
+
+    version: int
+    timestamp_ms: int
+    operation: str
+    note: str | None
+
+
+# The few fields of the Delta log's actions (protocol: Add File, Remove File, Commit Provenance
+# Information) that say which partition a commit changed, and who made it.
+_FILE_ACTION = T.StructType(
+    [
+        T.StructField("partitionValues", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("dataChange", T.BooleanType()),
+    ]
+)
+_LOG_ACTIONS = T.StructType(
+    [
+        T.StructField("add", _FILE_ACTION),
+        T.StructField("remove", _FILE_ACTION),
+        T.StructField(
+            "commitInfo",
+            T.StructType(
+                [
+                    T.StructField("timestamp", T.LongType()),
+                    T.StructField("operation", T.StringType()),
+                    T.StructField("userMetadata", T.StringType()),
+                ]
+            ),
+        ),
+    ]
+)
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def partition_commits(spark: SparkSession, path: str, column: str, value: dt.date, *, since: int = 0) -> list[Commit]:
+    """The commits from version ``since`` on that changed partition ``column = value`` of the
+    table at ``path`` (added or removed its data files), oldest first.
+
+    Read from the commit files still in the log (the history does not say which partitions a
+    commit touched). Rewrites that change no data (OPTIMIZE: ``dataChange`` false) do not count;
+    commits older than the log's retention are gone, so the list may start later than ``since``.
+    """
+    log = [
+        status.path
+        for status in fs.list_folder(spark, f"{path.rstrip('/')}/_delta_log")
+        if (found := _COMMIT_FILE.match(status.name)) and int(found.group(1)) >= since
+    ]
+    if not log:
+        return []
+    actions = spark.read.schema(_LOG_ACTIONS).json([fs.literal(p) for p in log])
+    changed = F.coalesce(F.col("add"), F.col("remove"))
+    touches = (changed.partitionValues[column] == F.lit(value.isoformat())) & F.coalesce(
+        changed.dataChange, F.lit(True)
+    )
+    version = F.regexp_extract(F.col("_metadata.file_path"), r"(\d{20})\.json$", 1).cast("long")
+    rows = (
+        actions.groupBy(version.alias("version"))
+        .agg(
+            F.max("commitInfo.timestamp").alias("timestamp_ms"),
+            F.max("commitInfo.operation").alias("operation"),
+            F.max("commitInfo.userMetadata").alias("note"),
+            F.max(F.when(touches, True)).alias("touches"),
+        )
+        .filter(F.col("touches"))
+        .orderBy("version")
+        .collect()
+    )
+    return [Commit(int(r["version"]), int(r["timestamp_ms"] or 0), str(r["operation"]), r["note"]) for r in rows]
