@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     daily = command("daily", "the daily batch job for one ship date")
     daily.add_argument("--date", type=_date, required=True, help="ship date, YYYY-MM-DD")
+    shrink_help = "a rerun may replace a published day with fewer shipments than the shrink check allows"
+    daily.add_argument("--allow-shrink", action="store_true", help=shrink_help)
 
     backfill = command("backfill", "one isolated daily run per date, N at a time")
     backfill.add_argument("--start", type=_date, required=True, help="first date, YYYY-MM-DD")
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--parallelism", type=_positive_int, default=1, help="dates run at once (default 1)")
     backfill.add_argument("--force", action="store_true", help="re-run dates that already succeeded on the same input")
     backfill.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
+    backfill.add_argument("--allow-shrink", action="store_true", help=shrink_help)
 
     restore = command("restore", "put partition D of shipment_daily_totals back as of a table version")
     restore.add_argument("--date", type=_date, required=True, help="ship date, YYYY-MM-DD")
@@ -293,10 +296,12 @@ def _command(
 
     if args.command == "daily":
         _require_local_folder(config.raw, "raw folder")
-        daily = DailyRequest(args.date)
+        daily = DailyRequest(args.date, allow_shrink=args.allow_shrink)
         return (lambda spark: run_daily(_session(spark), config, daily)), {}
     if args.command == "backfill":
-        backfill = BackfillRequest(args.start, args.end, args.parallelism, args.force, args.dry_run)
+        backfill = BackfillRequest(
+            args.start, args.end, args.parallelism, args.force, args.dry_run, allow_shrink=args.allow_shrink
+        )
         _require_local_folder(config.raw, "raw folder")
         return (lambda spark: run_backfill(_session(spark), config, backfill)), {}
     if args.command == "restore":

@@ -30,13 +30,15 @@ from typing import TextIO
 
 from pyspark.sql import SparkSession
 
-from shipments.batch.daily import DailyRequest, DailyResult, run_daily
+from shipments.batch.daily import ChecksFailed, DailyRequest, DailyResult, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED, new_run_id
 from shipments.batch.resume import RUN, SKIP, plan_backfill
 from shipments.batch.retry import DEFAULT_BACKOFF_SECONDS, DEFAULT_MAX_ATTEMPTS, run_with_retry
 from shipments.config import Config
 from shipments.errors import EXIT_FAILED, EXIT_OK, ConfigError, describe
 from shipments.model.tables import BATCH_TABLES
+from shipments.observe.alerts import process_alerts
+from shipments.quality.results import CheckResult
 from shipments.storage import delta
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class BackfillRequest:
     parallelism: int = 1
     force: bool = False
     dry_run: bool = False
+    allow_shrink: bool = False
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -73,6 +76,9 @@ class DayOutcome:
     table_version: int | None = None
     run_id: str | None = None
     error: str | None = None
+    # Every check's outcome (also of a day whose checks failed): alerts are raised once, from
+    # all dates, when the backfill ends.
+    checks: tuple[CheckResult, ...] = ()
 
     def line(self) -> str:
         rows = f"rows {self.rows_written}" if self.rows_written is not None else "rows -"
@@ -160,6 +166,7 @@ class _Backfill:
     backfill_id: str
     max_attempts: int
     backoff_seconds: float
+    allow_shrink: bool
 
 
 def _run_day(backfill: _Backfill, run_date: dt.date, pool: str) -> DayOutcome:
@@ -175,7 +182,8 @@ def _run_day(backfill: _Backfill, run_date: dt.date, pool: str) -> DayOutcome:
     def attempt(number: int) -> DailyResult:
         nonlocal attempts
         attempts = number
-        request = DailyRequest(run_date, run_id=f"{backfill.backfill_id}-{run_date}-a{number}")
+        run_id = f"{backfill.backfill_id}-{run_date}-a{number}"
+        request = DailyRequest(run_date, run_id=run_id, allow_shrink=backfill.allow_shrink, alerts=False)
         return run_daily(backfill.spark, backfill.config, request)
 
     try:
@@ -184,7 +192,10 @@ def _run_day(backfill: _Backfill, run_date: dt.date, pool: str) -> DayOutcome:
         )
     except Exception as exc:  # a failing day must not stop the others: report it instead
         log.debug("backfill %s failed", run_date, exc_info=True)
-        return DayOutcome(run_date, FAILED, time.monotonic() - started, attempts, error=describe(exc, 500))
+        checks = tuple(exc.results) if isinstance(exc, ChecksFailed) else ()
+        return DayOutcome(
+            run_date, FAILED, time.monotonic() - started, attempts, error=describe(exc, 500), checks=checks
+        )
     finally:
         # Thread-local properties outlive the task (pool threads are reused; with parallelism 1
         # this is the caller's thread): leave nothing behind.
@@ -198,6 +209,7 @@ def _run_day(backfill: _Backfill, run_date: dt.date, pool: str) -> DayOutcome:
         rows_written=result.counts.rows_written,
         table_version=result.table_version,
         run_id=result.run_id,
+        checks=result.checks,
     )
 
 
@@ -243,12 +255,17 @@ def run_backfill(
         # Created once, before any thread starts: concurrent creation is a metadata conflict, and
         # Delta only checks replaceWhere rows against an existing table.
         delta.ensure_tables(spark, config, BATCH_TABLES)
-        backfill = _Backfill(spark, config, new_run_id("backfill"), max_attempts, backoff_seconds)
+        backfill_id = new_run_id("backfill")
+        backfill = _Backfill(spark, config, backfill_id, max_attempts, backoff_seconds, request.allow_shrink)
         progress = _Progress(len(to_run), err)
         for outcome in _run_all(backfill, to_run, parallelism):
             outcomes[outcome.run_date] = outcome
             print(outcome.line(), file=out, flush=True)
             progress.finished(outcome)
+        checks = [check for outcome in outcomes.values() for check in outcome.checks]
+        if checks:
+            # One alert per cause for the whole backfill, naming every date it hit.
+            process_alerts(spark, config, checks, job="backfill", run_id=backfill_id)
     return BackfillResult(
         start, end, parallelism, tuple(outcomes[d] for d in sorted(outcomes)), time.monotonic() - began
     )

@@ -1,9 +1,13 @@
 """The daily batch job: raw shipments of one ship date -> ``shipment_daily_totals``.
 
 Read top to bottom, a run is: list the input -> build the daily plan (read, validate, keep the
-latest version of each shipment, join customers, aggregate) -> check that every record is
-accounted for -> replace the day's partition -> quarantine the day's rejected lines -> record
-the run in ``pipeline_runs``.
+latest version of each shipment, join customers, aggregate) -> measure it (every record
+accounted for, and what the configured checks judge) -> write (quarantine, then the totals:
+the totals commit is the day's publication) -> audit it -> record the checks in
+``dq_results`` and the run in ``pipeline_runs`` -> metrics and alerts.
+
+Write-audit-publish: checks are judged before anything is written; a failed ``fail`` check
+stops the run with partition D untouched, so readers never see a day that failed its checks.
 """
 
 from __future__ import annotations
@@ -17,10 +21,16 @@ from pyspark.sql import functions as F
 
 from shipments.batch import audit
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
+from shipments.batch.measure import DailyCounts, Measured, measure_day
 from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates, raw_layout
+from shipments.batch.run_metrics import daily_metrics
 from shipments.config import Config
 from shipments.errors import EXIT_OK, DataQualityError
 from shipments.model.tables import BATCH_TABLES, DAILY_TOTALS, DAILY_TOTALS_SCHEMA, QUARANTINE
+from shipments.observe.alerts import process_alerts
+from shipments.observe.metrics import publish_metrics
+from shipments.quality.judge import judge_day
+from shipments.quality.results import CheckResult, failures, write_results
 from shipments.storage import delta, raw
 from shipments.storage.raw import RawListing, RejectedFile
 from shipments.transforms.quarantine import to_quarantine_rows, to_quarantined_files
@@ -34,43 +44,21 @@ class DailyRequest:
 
     run_date: dt.date
     run_id: str | None = None
+    # --allow-shrink: the run may replace D with fewer shipments than the shrink check allows.
+    allow_shrink: bool = False
+    # Raise this run's alerts itself (a backfill raises them once, for all its dates).
+    alerts: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
-class DailyCounts:
-    """Where every record read ended up:
-    ``read == kept + other_dates + duplicates + quarantined + deleted`` (deleted: shipments
-    whose latest version is a DMS delete)."""
+class ChecksFailed(DataQualityError):
+    """A ``fail`` check failed: the day was not published. ``results`` holds every check."""
 
-    read: int
-    kept: int
-    other_dates: int
-    duplicates: int
-    quarantined: int
-    deleted: int
-    unknown_customers: int
-    unknown_customer_rows: int
-    dimension_duplicates: int
-    rows_written: int
-
-    @property
-    def conserved(self) -> bool:
-        return self.read == self.kept + self.other_dates + self.duplicates + self.quarantined + self.deleted
-
-    def ledger_values(self) -> dict[str, int]:
-        """The counts under their ``pipeline_runs`` column names."""
-        return {
-            "rows_read": self.read,
-            "rows_duplicates": self.duplicates,
-            "rows_quarantined": self.quarantined,
-            "rows_deleted": self.deleted,
-            "rows_other_dates": self.other_dates,
-            "rows_kept": self.kept,
-            "unknown_customers": self.unknown_customers,
-            "unknown_customer_rows": self.unknown_customer_rows,
-            "dimension_duplicates": self.dimension_duplicates,
-            "rows_written": self.rows_written,
-        }
+    def __init__(self, run_date: dt.date, results: list[CheckResult]) -> None:
+        blocking = [r for r in results if r.blocks]
+        shown = "; ".join(f"{r.spec.label}: {r.detail}" for r in blocking[:3])
+        more = f" (and {len(blocking) - 3} more)" if len(blocking) > 3 else ""
+        super().__init__(f"{len(blocking)} check(s) failed for {run_date}, the day was not published: {shown}{more}")
+        self.results = results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +70,7 @@ class DailyResult:
     input_files: int
     rejected_files: tuple[str, ...]
     seconds: float
+    checks: tuple[CheckResult, ...] = ()
     exit_code: int = EXIT_OK
 
     def summary(self) -> str:
@@ -91,8 +80,15 @@ class DailyResult:
             f"records read {c.read} = kept {c.kept} + other dates {c.other_dates} + duplicates {c.duplicates} "
             f"+ quarantined {c.quarantined} + deleted {c.deleted}; unknown customers {c.unknown_customers} "
             f"({c.unknown_customer_rows} shipments); files {self.input_files}{self._rejected()}; "
-            f"{self.seconds:.1f}s; run {self.run_id}"
+            f"{self._checks()}; {self.seconds:.1f}s; run {self.run_id}"
         )
+
+    def _checks(self) -> str:
+        failed = failures(self.checks)
+        if not failed:
+            return f"checks {len(self.checks)} passed"
+        names = ", ".join(f"{r.spec.label} ({r.spec.severity})" for r in failed)
+        return f"checks {len(self.checks) - len(failed)} passed, {len(failed)} failed: {names}"
 
     def _rejected(self) -> str:
         if not self.rejected_files:
@@ -124,13 +120,15 @@ def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tupl
 def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> DailyResult:
     """Run the daily job for ``request.run_date`` and record it in ``pipeline_runs``.
 
-    Writes partition D of ``shipment_daily_totals`` and partition ``ingest_date = D`` of
-    ``quarantine/shipments``, each atomically; on any failure before the commit neither table
-    changes, and a FAILED row is recorded.
+    Writes partition ``ingest_date = D`` of ``quarantine/shipments``, then partition D of
+    ``shipment_daily_totals`` (the publication), each atomically; on any failure before the
+    totals commit the published day does not change, and a FAILED row is recorded. Every
+    check's outcome goes to ``dq_results``, whatever the run's end.
 
     Raises:
         InputError: the day's raw folder or the customer dimension is missing, or an input file
             is corrupt (named).
+        ChecksFailed: a ``fail`` check failed; nothing was published.
         DataQualityError: records do not conserve, or a total overflows; nothing is written.
     """
     run_date = request.run_date
@@ -140,20 +138,36 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
     record.update(input_fingerprint=fingerprint, input_files=len(files), input_bytes=sum(f.size for f in files))
     customers = raw.read_customers(spark, config.raw)
     delta.ensure_tables(spark, config, BATCH_TABLES)
-    with recorded_run(spark, config, record):
-        try:
-            with daily_plan(spark, config, files, customers) as plan:
-                counts = _count(plan, run_date, audit.landed_records(spark, config, files))
-                record.update(**counts.ledger_values())
-                _warn(counts, run_date)
-                rejected = [f for f in listing.rejected if f.ingest_date == run_date]
-                record.table_version = _publish(spark, config, plan, run_date, record, rejected)
-        except Exception as exc:
-            # Spark's error for a truncated .gz does not name the file: find it and say so.
-            unreadable = raw.unreadable_input_error(spark, files, exc)
-            if unreadable is None:
-                raise
-            raise unreadable from exc
+    checks: list[CheckResult] = []
+    measured: Measured | None = None
+    try:
+        with recorded_run(spark, config, record):
+            try:
+                with daily_plan(spark, config, files, customers) as plan:
+                    measured = measure_day(
+                        spark, config, plan, run_date, files, audit.landed_records(spark, config, files)
+                    )
+                    counts = measured.counts
+                    record.update(**counts.ledger_values(), quarantine_reasons=measured.reasons_json())
+                    checks = judge_day(config.quality.daily, measured.seen, allow_shrink=request.allow_shrink)
+                    record.checks_failed = len(failures(checks))
+                    _warn(counts, run_date, checks)
+                    if any(r.blocks for r in checks):
+                        raise ChecksFailed(run_date, checks)
+                    rejected = [f for f in listing.rejected if f.ingest_date == run_date]
+                    record.table_version = _publish(spark, config, plan, run_date, record, rejected)
+            except Exception as exc:
+                # Spark's error for a truncated .gz does not name the file: find it and say so.
+                unreadable = raw.unreadable_input_error(spark, files, exc)
+                if unreadable is None:
+                    raise
+                raise unreadable from exc
+            finally:
+                write_results(spark, config, checks, job="daily", run_id=record.run_id, checked_at=record.started_at)
+    finally:
+        landed_ms = max((f.modified_ms for f in files), default=None)
+        newest_landed = None if landed_ms is None else dt.datetime.fromtimestamp(landed_ms / 1000, dt.UTC)
+        _observe(spark, config, record, measured, checks, newest_landed=newest_landed, alerts=request.alerts)
     result = DailyResult(
         run_id=record.run_id,
         run_date=run_date,
@@ -162,6 +176,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
         input_files=len(files),
         rejected_files=tuple(f.path.rsplit("/", 1)[-1] for f in listing.rejected if f.ingest_date == run_date),
         seconds=(utc_now() - record.started_at).total_seconds(),
+        checks=tuple(checks),
     )
     log.info(result.summary())
     return result
@@ -175,24 +190,45 @@ def _publish(
     record: RunRecord,
     rejected: list[RejectedFile],
 ) -> int:
-    """Replace D's totals, then D's quarantine (rejected lines and files landed on D); returns
-    the totals' commit version."""
+    """Replace D's quarantine (rejected lines and files landed on D), then D's totals: the
+    totals commit publishes the day, so a run killed between the two leaves the published day
+    as it was (beside the new quarantine; the next run replaces both). Returns the totals'
+    commit version."""
     if plan.totals is None:
         raise ValueError("the daily plan was built without customers")
-    day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
-    delta.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=record.run_id)
-    version = delta.committed_version(spark, DAILY_TOTALS.path(config), record.run_id)
-    written = {"rows": record.rows_written or 0, "shipments": record.rows_kept or 0}
-    audit.verify_written(spark, config, run_date, version, run_id=record.run_id, **written)
     quarantine = to_quarantine_rows(plan.validated, run_date, record.run_id, record.started_at)
     if rejected:
         files = spark.createDataFrame([(f.path, f.reason) for f in rejected], "source_file string, reason string")
         quarantine = quarantine.unionByName(to_quarantined_files(files, run_date, record.run_id, record.started_at))
     delta.replace_partition(quarantine, QUARANTINE.path(config), "ingest_date", run_date, run_id=record.run_id)
+    day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
+    delta.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=record.run_id)
+    version = delta.committed_version(spark, DAILY_TOTALS.path(config), record.run_id)
+    written = {"rows": record.rows_written or 0, "shipments": record.rows_kept or 0}
+    audit.verify_written(spark, config, run_date, version, run_id=record.run_id, **written)
     return version
 
 
-def _warn(counts: DailyCounts, run_date: dt.date) -> None:
+def _observe(
+    spark: SparkSession,
+    config: Config,
+    record: RunRecord,
+    measured: Measured | None,
+    checks: list[CheckResult],
+    *,
+    newest_landed: dt.datetime | None,
+    alerts: bool,
+) -> None:
+    """The run's metrics, and its alerts unless a backfill raises them for all its dates.
+    Neither may fail the run: their sinks log what they could not deliver."""
+    publish_metrics(spark, config, daily_metrics(record, measured, newest_landed))
+    if alerts and checks:
+        process_alerts(spark, config, checks, job="daily", run_id=record.run_id)
+
+
+def _warn(counts: DailyCounts, run_date: dt.date, checks: list[CheckResult]) -> None:
+    for result in failures(checks):
+        log.warning("data quality: %s", result.describe())
     if counts.dimension_duplicates:
         log.warning(
             "data quality: %d customer_id(s) appear more than once in the customer dimension; "
@@ -206,66 +242,3 @@ def _warn(counts: DailyCounts, run_date: dt.date) -> None:
             run_date,
             counts.unknown_customer_rows,
         )
-
-
-def _count(plan: DailyPlan, run_date: dt.date, landed: dict[str, int]) -> DailyCounts:
-    """All of a run's counts, in one aggregation per cached frame, checked before any write;
-    ``landed``: the records each input file holds, counted apart from the parse
-    (``audit.landed_records``).
-
-    Raises:
-        DataQualityError: the parse lost or gained records, the counts do not conserve records,
-            or a total overflowed.
-    """
-    if plan.totals is None or plan.customers is None:
-        raise ValueError("the daily plan was built without customers")
-    # Rows and rejects per file in one pass: the audit compares the former with what the files
-    # hold, and their sums are the run's read and quarantined counts.
-    per_file = plan.validated.groupBy("source_file").agg(
-        F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")
-    )
-    files = {row["source_file"]: (int(row["read"]), int(row["quarantined"])) for row in per_file.collect()}
-    audit.check_read(landed, {path: read for path, (read, _) in files.items()}, run_date)
-    lines = {"read": sum(r for r, _ in files.values()), "quarantined": sum(q for _, q in files.values())}
-    on_day = F.col("ship_date") == F.lit(run_date)
-    latest = plan.latest.agg(
-        F.count(F.lit(1)).alias("shipments"), F.count(F.when(F.col("deleted"), True)).alias("deleted")
-    )
-    latest_counts = latest.collect()[0]
-    sums = plan.totals.agg(
-        F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
-        F.coalesce(F.sum(F.when(~on_day, F.col("shipment_count"))), F.lit(0)).alias("other_dates"),
-        F.count(F.when(on_day, True)).alias("rows_written"),
-        F.count(F.when(on_day & ~F.col("customer_known"), True)).alias("unknown_customers"),
-        F.coalesce(F.sum(F.when(on_day & ~F.col("customer_known"), F.col("shipment_count"))), F.lit(0)).alias(
-            "unknown_rows"
-        ),
-        F.count(F.when(F.col("total_charge_usd").isNull(), True)).alias("overflows"),
-    ).collect()[0]
-    dimension_duplicates = plan.customers.filter(F.col("copies") > 1).count()
-
-    valid = lines["read"] - lines["quarantined"]
-    counts = DailyCounts(
-        read=lines["read"],
-        kept=sums["kept"],
-        other_dates=sums["other_dates"],
-        duplicates=valid - latest_counts["shipments"],
-        quarantined=lines["quarantined"],
-        deleted=latest_counts["deleted"],
-        unknown_customers=sums["unknown_customers"],
-        unknown_customer_rows=sums["unknown_rows"],
-        dimension_duplicates=dimension_duplicates,
-        rows_written=sums["rows_written"],
-    )
-    if sums["overflows"]:
-        raise DataQualityError(
-            f"{sums['overflows']} total_charge_usd sum(s) overflow decimal(18,2); nothing was written"
-        )
-    if not counts.conserved:
-        raise DataQualityError(
-            f"records do not conserve for {run_date}: read {counts.read} != kept {counts.kept} + other dates "
-            f"{counts.other_dates} + duplicates {counts.duplicates} + quarantined {counts.quarantined} "
-            f"+ deleted {counts.deleted} "
-            f"(the customer join gained or lost rows); nothing was written"
-        )
-    return counts

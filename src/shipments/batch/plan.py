@@ -27,6 +27,7 @@ from shipments.model.layouts import (
     Layout,
     layout,
 )
+from shipments.quality.rules import with_quarantine_rules
 from shipments.storage import raw
 from shipments.storage.raw import RawFile
 from shipments.transforms.aggregate import to_daily_totals
@@ -120,7 +121,8 @@ def daily_plan(
         return frame
 
     try:
-        validated = keep(read_shipment_records(spark, config, files).transform(with_validation))
+        rules = functools.partial(with_quarantine_rules, specs=config.quality.daily)
+        validated = keep(read_shipment_records(spark, config, files).transform(with_validation, rules))
         latest = keep(validated.transform(to_valid_shipments).transform(to_latest_versions))
         dimension = totals = None
         if customers is not None:

@@ -17,6 +17,9 @@ _VERSION_FIELDS = (
     "weight_kg",
     "charge_usd",
     "ship_date",
+    # Last, so it never decides between different contents: which ingest folder the winning
+    # version came from (reconcile's early and late arrivals).
+    "ingest_date",
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -24,7 +26,7 @@ _SCIENTIFIC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+$"
 _MAX_CHARGE_DIGITS = CHARGE_TYPE.precision - CHARGE_TYPE.scale
 
 
-def with_validation(parsed: DataFrame) -> DataFrame:
+def with_validation(parsed: DataFrame, more_rules: Callable[[DataFrame], DataFrame] | None = None) -> DataFrame:
     """Type the raw string fields and give each line a ``reason`` (null when valid).
 
     Requires ``PARSED_COLUMNS`` (see ``transforms.parse``). Returns
@@ -35,6 +37,9 @@ def with_validation(parsed: DataFrame) -> DataFrame:
     ``missing_field:<f>``, ``bad_timestamp:<f>``, ``bad_number:<f>``, ``out_of_range:<f>``,
     ``bad_precision:charge_usd``, ``bad_value:status`` or ``bad_value:op`` (a DMS operation
     other than I, U, D). ``deleted`` is true for a DMS delete (``op`` D).
+
+    ``more_rules`` may give more valid rows a ``reason`` (configured row rules): it sees the typed
+    columns before the raw text of valid rows is dropped, so the rows it rejects keep theirs.
     """
     typed = parsed.select(
         "*",
@@ -59,13 +64,12 @@ def with_validation(parsed: DataFrame) -> DataFrame:
         (F.col("status").isNotNull() & ~F.col("status").isin(*SHIPMENT_STATUSES), "bad_value:status"),
         (F.col("op").isNotNull() & ~F.col("op").isin(*CDC_OPERATIONS), "bad_value:op"),
     )
-    return (
+    checked = (
         typed.withColumn("reason", reason)
         .select(
             "ingest_date",
             "source_file",
-            # Only quarantine needs the raw line: dropping it from valid rows keeps cached data small.
-            F.when(F.col("reason").isNotNull(), F.col("raw_text")).alias("raw_text"),
+            "raw_text",
             "reason",
             F.trim("shipment_id").alias("shipment_id"),
             F.trim("customer_id").alias("customer_id"),
@@ -79,8 +83,11 @@ def with_validation(parsed: DataFrame) -> DataFrame:
             F.to_date("_created_at").alias("ship_date"),
             F.coalesce(F.col("op") == F.lit(DELETE), F.lit(False)).alias("deleted"),
         )
-        .select(*VALIDATED_COLUMNS)
+        .transform(more_rules or (lambda frame: frame))
     )
+    # Only quarantine needs the raw line: dropping it from valid rows keeps cached data small.
+    raw_text = F.when(F.col("reason").isNotNull(), F.col("raw_text"))
+    return checked.withColumn("raw_text", raw_text).select(*VALIDATED_COLUMNS)
 
 
 class _ChargeChecks:
