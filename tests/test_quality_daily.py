@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from shipments.batch.daily import ChecksFailed, DailyRequest, run_daily
 from shipments.batch.ledger import SUCCEEDED, RunRecord, record_run
+from shipments.cli import main
 from shipments.config import Config
 from shipments.devtools.generate import generate_raw_zone
 from shipments.ops_config import CheckSpec, QualityConfig
@@ -177,3 +178,24 @@ def test_the_ledger_keeps_the_stage_counts(spark: SparkSession, raw: Path, lake:
     assert sum(reasons.values()) == run.rows_quarantined > 0
     # the generator lands late versions, never early ones (tests/test_reconcile.py lands one)
     assert run.rows_early == 0 and run.rows_late > 0 and run.checks_failed == 0
+
+
+def test_a_backfill_broken_by_one_upstream_field_raises_one_alert_naming_every_date(
+    spark: SparkSession, raw: Path, lake: Path
+) -> None:
+    start = dt.date(2026, 10, 1)
+    generate_raw_zone(raw, start, 32, shipments_per_day=60, customers=10, seed=9, gzip_share=0)
+    for path in (raw / "shipments").rglob("*.json*"):
+        path.write_text(path.read_text().replace('"created_at"', '"created"'))
+    end = start + dt.timedelta(days=29)
+    arguments = ["--start", str(start), "--end", str(end), "--raw", str(raw), "--lake", str(lake)]
+    assert main(["backfill", *arguments, "--parallelism", "2"]) == 1
+
+    totals = spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
+    assert totals.count() == 0
+    [alert] = _alerts(spark, lake)
+    dates = [start + dt.timedelta(days=i) for i in range(30)]
+    assert (alert["check_name"], alert["level"], alert["cause"]) == ("schema", "page", "vanished:created_at")
+    assert sorted(alert["affected_dates"]) == dates  # type: ignore[type-var]
+    failed = spark.read.format("delta").load(str(lake / "dq_results")).filter(~F.col("passed"))
+    assert sorted(r.run_date for r in failed.filter(F.col("check_name") == "schema").collect()) == dates

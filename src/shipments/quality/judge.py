@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from shipments.ops_config import CheckSpec
 from shipments.quality.results import CheckResult
 
+# Checks of the day's volume, left unjudged when files lost a required field.
+_VOLUME_KINDS = ("min_rows", "volume", "shrink", "unknown_customers")
 # 1.4826 x the median absolute deviation estimates a normal distribution's standard deviation.
 MAD_TO_SIGMA = 1.4826
 
@@ -53,8 +55,14 @@ class DayObservations:
 def judge_day(specs: Sequence[CheckSpec], seen: DayObservations, *, allow_shrink: bool = False) -> list[CheckResult]:
     """Every check of ``specs`` judged on ``seen``, in declaration order."""
     results = []
+    drifted = any(not _schema(s, seen, allow_shrink).passed for s in specs if s.check == "schema")
     for spec in specs:
-        judged = _JUDGES[spec.check](spec, seen, allow_shrink)
+        if drifted and spec.check in _VOLUME_KINDS:
+            # Files without a required field make the day's volume meaningless: one cause, one
+            # alert (the schema check's), not one more per volume check.
+            judged = CheckResult(spec, True, None, None, "not judged: input files lost a required field (schema)")
+        else:
+            judged = _JUDGES[spec.check](spec, seen, allow_shrink)
         results.append(dataclasses.replace(judged, run_date=seen.run_date))
     return results
 
