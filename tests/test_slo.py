@@ -273,6 +273,16 @@ def test_slow_stream_breaches_and_pages(spark: SparkSession, tmp_path: Path, cap
     assert burns(stream) == {"fast": (10, 2, pytest.approx(20.0), True), "slow": (10, 2, pytest.approx(20.0), True)}
     assert objectives["daily_slo"]["state"] == objectives["daily_sla"]["state"] == "no data"
 
+    # Scheduled with --alert, the burn pages once (one open alert per burn, the fast one a page).
+    for _ in range(2):
+        assert slo(lake, capsys, "--now", "2026-03-31T10:00:00Z", "--alert")[0] == 1
+    alerts = spark.read.format("delta").load(str(lake / "alert_state")).collect()
+    opened = {(a.check_name, a.level, a.state, a.occurrences) for a in alerts}
+    assert opened == {
+        ("stream_latency_fast_burn", "page", "open", 2),
+        ("stream_latency_slow_burn", "ticket", "open", 2),
+    }
+
 
 def test_new_lake_has_no_data_and_passes(spark: SparkSession, tmp_path: Path, capsys: Capture) -> None:
     code, out = slo(tmp_path / "lake", capsys, "--now", "2026-03-31T10:00:00Z")

@@ -174,6 +174,7 @@ def _add_observe_commands(command: Callable[[str, str], argparse.ArgumentParser]
         sub.add_argument("--now", type=_instant, help="as of this instant, e.g. 2026-11-03T10:00:00Z (default: now)")
         sub.add_argument("--days", type=days, default=28, help="days looked back (default %(default)s)")
     slo.add_argument("--json", action="store_true", help="print one JSON object instead of one line per objective")
+    slo.add_argument("--alert", action="store_true", help="raise (or resolve) the burn-rate alerts (run it hourly)")
 
 
 def _observe_command(args: argparse.Namespace, config: Config) -> Callable[[SparkSession | None], Result]:
@@ -181,7 +182,7 @@ def _observe_command(args: argparse.Namespace, config: Config) -> Callable[[Spar
     if args.command == "slo":
         from shipments.observe.slo import SloRequest, run_slo
 
-        slo = SloRequest(args.now, int(args.days), args.json)
+        slo = SloRequest(args.now, int(args.days), args.json, args.alert)
         return lambda spark: run_slo(_session(spark), config, slo)
     from shipments.observe.report import ReportRequest, run_report
 

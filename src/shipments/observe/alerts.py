@@ -470,7 +470,8 @@ def _stored_alert(row: Row, severities: dict[tuple[str, str], str]) -> Alert:
         affected_dates=tuple(row["affected_dates"]),
         sample_keys=tuple(row["sample_keys"]),
         new=False,
-        severity=severities.get((row["table_name"], row["check_name"]), ""),
+        # Checks outside the quality config (the SLO burn rates) block nothing: warn.
+        severity=severities.get((row["table_name"], row["check_name"]), "warn"),
         key_count=len(row["sample_keys"]),
         occurrences=int(row["occurrences"]),
         first_seen=first_seen,

@@ -41,6 +41,7 @@ from shipments.batch.ledger import SUCCEEDED, utc_now
 from shipments.config import Config
 from shipments.errors import EXIT_FAILED, EXIT_OK
 from shipments.model.tables import PIPELINE_METRICS, PIPELINE_RUNS
+from shipments.observe.alerts import process_alerts
 from shipments.ops_config import SLO, CheckSpec, SloConfig
 from shipments.quality.results import CheckResult
 from shipments.storage import delta
@@ -67,11 +68,13 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 @dataclasses.dataclass(frozen=True)
 class SloRequest:
-    """``shipments slo [--now T] [--days N] [--json]``; ``now`` None is the current instant."""
+    """``shipments slo [--now T] [--days N] [--json] [--alert]``; ``now`` None is the current
+    instant. ``alert``: route the burn-rate alerts through the alerts (``alert_state``, SNS)."""
 
     now: dt.datetime | None = None
     days: int = 28
     as_json: bool = False
+    alert: bool = False
 
 
 # --------------------------------------------------------------------------- reads
@@ -429,8 +432,11 @@ def evaluate(
 
 
 def run_slo(spark: SparkSession, config: Config, request: SloRequest) -> SloResult:
-    """Judge every objective as of ``request.now`` (default: now). Reads only."""
+    """Judge every objective as of ``request.now`` (default: now). Reads only, unless
+    ``request.alert``: then the burn-rate alerts are raised (or resolved) through the alerts."""
     now = (request.now or utc_now()).astimezone(dt.UTC)
+    if request.alert:
+        process_alerts(spark, config, burn_rate_results(spark, config, now), job="slo", run_id=f"slo-{iso(now)}")
     return SloResult(now, request.days, evaluate(spark, config, now, request.days), request.as_json)
 
 
