@@ -256,6 +256,7 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
     assert paused_in["batch_id"] not in _batches(checkpoint / "commits")
 
     # 4: drains what is left and stops.
+    committed_before_4 = _batches(checkpoint / "commits")
     finished = subprocess.run(
         [*cmd, "--available-now"], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
@@ -272,6 +273,20 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
         "no dead letter lost or written twice"
     )
     assert len({(r["source_partition"], r["source_offset"]) for r in dlq}) == len(dlq)
+
+    # Metrics: at most once per batch whatever was killed and replayed (a SIGKILL may lose those
+    # still queued for publication), all of the last run's batches (a clean stop publishes
+    # them), under the run id <query id>:<batch id> (the query id is kept in the checkpoint).
+    query_id = json.loads((checkpoint / "metadata").read_text())["id"]
+    metrics = read_rows(spark, lake / "pipeline_metrics")
+    rows_read = sorted((r["batch_id"], r["run_id"]) for r in metrics if r["metric"] == "rows_read")
+    published = [batch_id for batch_id, _ in rows_read]
+    assert len(published) == len(set(published)), "no batch's metrics published twice"
+    assert all(run_id == f"{query_id}:{batch_id}" for batch_id, run_id in rows_read)
+    assert set(published) <= _batches(checkpoint / "commits")
+    assert _batches(checkpoint / "commits") - committed_before_4 <= set(published)
+    checks = [(r["run_id"], r["check_name"]) for r in read_rows(spark, lake / "dq_results")]
+    assert len(checks) == len(set(checks)), "no check recorded twice for a batch"
 
     items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
     served = {i["shipment_id"]["S"]: (i["status"]["S"], i["event_time"]["S"], i["event_id"]["S"]) for i in items}

@@ -67,3 +67,15 @@ def start_foreach_batch(
     )
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=trigger_interval)
     return writer.start()
+
+
+# Spark's StreamExecution sets it on the query's thread, which runs the foreachBatch function.
+_QUERY_ID_PROPERTY = "sql.streaming.queryId"
+
+
+def current_query_id(spark: SparkSession) -> str | None:
+    """The id of the streaming query whose ``foreachBatch`` function is running, or None outside
+    one. The id is kept in the checkpoint: it survives restarts (a run id does not), and a new
+    checkpoint gets a new one."""
+    value = spark.sparkContext.getLocalProperty(_QUERY_ID_PROPERTY)
+    return str(value) if value else None

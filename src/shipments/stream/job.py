@@ -5,6 +5,7 @@
            -> valid events: drop re-deliveries, i.e. the same event_id with the same content
               (RocksDB state, bounded by dedup_window)
            -> foreachBatch (``sink``): DLQ / late / MERGE newest-per-shipment (+ DynamoDB)
+              -> checks, alerts and metrics of the batch (``report``)
 
 Late events are split off in the sink against the event-time watermark of the previous batch.
 The dedup operator's own watermark runs on the batch timestamp (``arrived_at``), which never
@@ -30,7 +31,9 @@ from shipments.errors import EXIT_OK
 from shipments.model.tables import STREAM_TABLES
 from shipments.storage import delta, streams
 from shipments.stream.metrics import StatusProgressListener
-from shipments.stream.sink import QUERY_NAME, BatchStats, StatusBatchSink, StatusTables
+from shipments.stream.report import BatchReporter
+from shipments.stream.sink import QUERY_NAME, StatusBatchSink, StatusTables
+from shipments.stream.stats import BatchStats
 from shipments.stream.watermarks import WatermarkLog
 from shipments.transforms.events import (
     event_content_hash,
@@ -155,6 +158,8 @@ def _batch_stats(sink: StatusBatchSink, batch_id: int) -> dict[str, Any] | None:
         "event_time_watermark": stats.watermark.isoformat() if stats.watermark else None,
         "max_event_time": stats.max_event_time.isoformat() if stats.max_event_time else None,
         "sink_ms": stats.timings,
+        "checks_failed": list(stats.checks_failed),
+        "metrics": stats.metrics,
     }
 
 
@@ -167,10 +172,12 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         StreamingQueryException: the query failed (the checkpoint is left for a restart).
     """
     delta.ensure_tables(spark, config, STREAM_TABLES)
+    reporter = BatchReporter(config)
     sink = StatusBatchSink(
         StatusTables.of(config),
         WatermarkLog(spark, request.checkpoint, duration_seconds(config.stream.allowed_lateness)),
         dynamodb_config=config.stream.dynamodb,
+        reporter=reporter,
     )
     listener = StatusProgressListener(QUERY_NAME, lambda batch_id: _batch_stats(sink, batch_id))
     spark.streams.addListener(listener)
@@ -193,6 +200,8 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         listener.drain()
     finally:
         spark.streams.removeListener(listener)
+        # the metrics of the last batches, still queued for publication
+        reporter.close()
     return StreamResult(request.checkpoint, dict(sink.stats))
 
 

@@ -1,4 +1,5 @@
-"""Progress of the status stream as JSON log lines (one per micro-batch), for operations.
+"""Progress of the status stream as JSON log lines (one per micro-batch), for operations, and
+the numbers each micro-batch publishes to ``pipeline_metrics`` (``batch_metrics``).
 
 Each line is a JSON object on the ``shipments.metrics`` logger, e.g.::
 
@@ -11,6 +12,7 @@ Each line is a JSON object on the ``shipments.metrics`` logger, e.g.::
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql.streaming.listener import StreamingQueryListener
+
+from shipments.stream.stats import BatchStats
 
 log = logging.getLogger("shipments.metrics")
 _JSON_HANDLER = "shipments-json-lines"
@@ -39,6 +43,40 @@ def enable_json_lines() -> None:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+
+
+def batch_metrics(stats: BatchStats, now: dt.datetime) -> dict[str, float]:
+    """The ``observe.metrics`` values of one micro-batch, ``now`` being when they are recorded.
+
+    Latency is event time -> visible: from an on-time event's time to the commit of the MERGE
+    that made it visible in ``shipment_status`` (``visible_at``). ``latency_seconds`` is the
+    batch's p95 (from the 5th percentile of event times: the older an event, the longer it
+    waited), ``latency_p50_seconds`` its median, ``latency_max_seconds`` from its oldest event;
+    percentiles are approximate, one value per event_id. ``freshness_seconds``: from the newest
+    event time the table holds to ``now``. Times in the future (a producer clock ahead, up to
+    the capped skew) count as 0. A batch without on-time events has no latency; an empty one
+    publishes nothing but its duration.
+    """
+    seconds = max((now - stats.started_at).total_seconds(), 0.0) if stats.started_at else 0.0
+    values: dict[str, float] = {"duration_seconds": seconds}
+    if stats.records:
+        values["rows_read"] = stats.records
+        values["throughput_rows_per_second"] = stats.records / max(seconds, 1e-3)
+        values["error_rate"] = stats.dlq / stats.records
+        values["rows_written"] = stats.on_time
+        values["checks_failed"] = len(stats.checks_failed)
+    if stats.visible_at is not None and stats.event_time_min is not None:
+        waited = {
+            "latency_seconds": stats.event_time_p05,
+            "latency_p50_seconds": stats.event_time_p50,
+            "latency_max_seconds": stats.event_time_min,
+        }
+        for name, event_time in waited.items():
+            if event_time is not None:
+                values[name] = max((stats.visible_at - event_time).total_seconds(), 0.0)
+    if stats.max_event_time is not None:
+        values["freshness_seconds"] = max((now - stats.max_event_time).total_seconds(), 0.0)
+    return values
 
 
 def _emit(payload: dict[str, Any]) -> None:

@@ -2,9 +2,9 @@
 
 Read top to bottom: extract (persist the batch, count it in one pass) -> route (dead letters,
 late events, on-time events collapsed per shipment) -> write (append once, MERGE newer) ->
-record the batch's event-time mark.
+record the batch's event-time mark -> report (checks, alerts and metrics: ``stream.report``).
 
-Exactly-once across crashes rests on three facts:
+Exactly-once across crashes rests on these facts:
 
 * Spark replays an unfinished micro-batch with the same batch id, the same offsets and the
   same batch timestamp (all in the offset log), and the plan before the sink is deterministic.
@@ -15,6 +15,8 @@ Exactly-once across crashes rests on three facts:
   stored event by a strictly newer one, so applying a batch twice changes nothing.
 * The event-time watermark a batch compares against is the one recorded after the previous
   batch, kept beside the checkpoint per batch id, so a replay splits late events identically.
+* What the batch reports (``dq_results``, alerts, ``pipeline_metrics``) is keyed by the query
+  id and the batch id; a batch that may be a replay first looks for its own rows there.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from shipments.model.tables import (
     STATUS_LATE,
 )
 from shipments.storage import delta, dynamodb
+from shipments.stream.report import BatchReporter
+from shipments.stream.stats import BatchStats
 from shipments.stream.watermarks import EventTimeMark, WatermarkLog, from_micros
 from shipments.transforms.columns import timestamp_literal
 from shipments.transforms.conform import conform
@@ -53,6 +57,8 @@ from shipments.transforms.events import (
 QUERY_NAME = "shipment_status"
 # Batch stats kept for the progress log and the run summary.
 _KEEP_STATS = 20
+# Distinct dead-letter reasons a batch keeps as samples for its checks.
+_DLQ_SAMPLES = 5
 # A stored status is replaced only by a strictly newer event: later event_time, or the same
 # time and a greater event_id (a fixed tie-break, so replays and reorderings agree).
 _NEWER = "(s.event_time > t.event_time OR (s.event_time = t.event_time AND s.event_id > t.event_id))"
@@ -77,24 +83,6 @@ class StatusTables:
         return cls(SHIPMENT_STATUS.path(config), STATUS_LATE.path(config), STATUS_DLQ.path(config))
 
 
-@dataclasses.dataclass
-class BatchStats:
-    """What one batch did, for the progress log."""
-
-    batch_id: int
-    records: int = 0
-    on_time: int = 0
-    late: int = 0
-    dlq: int = 0
-    # event_ids that came with more than one content in this batch (a producer reusing ids): all
-    # versions reached the sink, the fixed order of ``to_latest_per_shipment`` picked one
-    reused_event_ids: int = 0
-    watermark: dt.datetime | None = None
-    max_event_time: dt.datetime | None = None
-    # milliseconds spent per step of the sink
-    timings: dict[str, int] = dataclasses.field(default_factory=dict)
-
-
 class _Stopwatch:
     def __init__(self) -> None:
         self.timings: dict[str, int] = {}
@@ -114,7 +102,8 @@ class StatusBatchSink:
     late table (one row per ``LATE_KEY``), each inserted only when the table does not hold that
     key yet; the others are collapsed to the newest event per shipment and MERGEd into
     ``shipment_status`` (and DynamoDB when configured), replacing a stored event only by a
-    strictly newer one. Safe to call again with the same batch id and data.
+    strictly newer one. With a ``reporter``, the batch's checks are then judged and its metrics
+    published (``stream.report``). Safe to call again with the same batch id and data.
     """
 
     def __init__(
@@ -123,14 +112,17 @@ class StatusBatchSink:
         watermarks: WatermarkLog,
         *,
         dynamodb_config: DynamoDBConfig | None = None,
+        reporter: BatchReporter | None = None,
     ) -> None:
         self.tables = tables
         self.watermarks = watermarks
         self.dynamodb = dynamodb_config if dynamodb_config is not None and dynamodb_config.enabled else None
+        self.reporter = reporter
         self._lock = threading.Lock()
         self.stats: dict[int, BatchStats] = {}
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        started_at = dt.datetime.now(dt.UTC)
         previous = self.watermarks.before(batch_id)
         # One pass over the source per batch: the writes below would each recompute the
         # micro-batch (source read and dedup state) otherwise.
@@ -139,6 +131,14 @@ class StatusBatchSink:
             stats = self._process(records, batch_id, previous)
         finally:
             records.unpersist()
+        stats.started_at = started_at
+        if self.reporter is not None:
+            # After every write of the batch: a crash here replays the batch, whose writes then
+            # change nothing, and the reporter finds what it already recorded.
+            clock = _Stopwatch()
+            self.reporter.report(batch.sparkSession, stats)
+            clock.lap("report_ms")
+            stats.timings.update(clock.timings)
         with self._lock:
             self.stats[batch_id] = stats
             for old in sorted(self.stats)[:-_KEEP_STATS]:
@@ -176,6 +176,7 @@ class StatusBatchSink:
                 newer=_NEWER,
                 note=note,
             )
+            stats.visible_at = dt.datetime.now(dt.UTC)
             clock.lap("merge_ms")
             if self.dynamodb is not None:
                 dynamodb.write_dynamodb(latest, self.dynamodb, batch_id)
@@ -188,15 +189,19 @@ class StatusBatchSink:
     def _extract(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> tuple[BatchStats, EventTimeMark]:
         """The batch's counts in one aggregation, and the event-time mark it leaves behind."""
         valid = F.col("reason").isNull()
+        late = is_late(previous.watermark)
         content = F.when(valid, event_content_hash())
-        # Per event_id first (rejected records have none: they form one group), to see an id
-        # that came with more than one content; then the batch's totals.
-        per_event = records.groupBy("event_id").agg(
+        # Per event_id first (rejected records have none: they form one group per reason), to
+        # see an id that came with more than one content; then the batch's totals. The first
+        # level keeps fixed-width buffers only (longs), so it stays a hash aggregation; the
+        # percentiles and the reasons are taken in the second, over one row per group.
+        per_event = records.groupBy("event_id", "reason").agg(
             F.count(F.lit(1)).alias("records"),
             F.count(F.when(~valid, True)).alias("dlq"),
-            F.count(F.when(is_late(previous.watermark), True)).alias("late"),
+            F.count(F.when(late, True)).alias("late"),
             F.max(F.when(valid, F.col("event_time"))).alias("max_event_time"),
             (F.min(content) != F.max(content)).alias("reused"),
+            F.min(F.when(valid & ~late, F.unix_micros("event_time"))).alias("on_time_us"),
         )
         # Times cross into Python as epoch microseconds: collected timestamps would come back in
         # the Python process's local zone, not the session's UTC.
@@ -206,6 +211,9 @@ class StatusBatchSink:
             F.sum("late").alias("late"),
             F.count(F.when(F.col("reused"), True)).alias("reused_event_ids"),
             F.unix_micros(F.max("max_event_time")).alias("max_event_time_us"),
+            F.min("on_time_us").alias("on_time_min_us"),
+            F.percentile_approx("on_time_us", [0.05, 0.5]).alias("on_time_percentiles_us"),
+            F.slice(F.array_sort(F.collect_set("reason")), 1, _DLQ_SAMPLES).alias("dlq_reasons"),
         ).collect()[0]
         stats = BatchStats(
             batch_id,
@@ -213,8 +221,12 @@ class StatusBatchSink:
             dlq=int(counts["dlq"] or 0),
             late=int(counts["late"] or 0),
             reused_event_ids=int(counts["reused_event_ids"]),
+            dlq_samples=tuple(f"reason:{reason}" for reason in counts["dlq_reasons"] or ()),
         )
         stats.on_time = stats.records - stats.dlq - stats.late
+        percentiles = counts["on_time_percentiles_us"] or (None, None)
+        stats.event_time_min = from_micros(counts["on_time_min_us"])
+        stats.event_time_p05, stats.event_time_p50 = (from_micros(us) for us in percentiles)
         mark = self.watermarks.after(previous, batch_id, from_micros(counts["max_event_time_us"]))
         stats.watermark, stats.max_event_time = previous.watermark, mark.max_event_time
         return stats, mark

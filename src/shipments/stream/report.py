@@ -1,0 +1,174 @@
+"""What a micro-batch of the status stream reports once its writes are done: its data-quality
+checks (``dq_results`` and alerts) and its metrics (``pipeline_metrics``, and the Pushgateway or
+CloudWatch when configured).
+
+Cost: the checks are judged from the counts the sink's one aggregation made (no Spark job). A
+batch records its checks and calls the alerts only when there is something to say: a check
+fails, or a check passes, judged, while it is *unsettled* (it failed earlier in this process,
+or nothing is known of it yet because the process just started: an alert an earlier run left
+open is resolved by the first judged pass). A steady clean stream thus pays no commit for its
+checks. Its metrics are published by a thread of their own, in batch order, while the next
+batch runs: the ``pipeline_metrics`` append (about as long as a small batch's read, measured
+here) stays off the path from one batch to the next; ``flush`` waits for it.
+
+Exactly once: every row a batch reports carries the run id ``<query id>:<batch id>`` (the query
+id lives in the checkpoint and survives restarts). Spark replays only the batch a crash
+interrupted, as the first batch of the next run; so a batch that may be a replay (the first this
+reporter sees, or an id not above the last one, when the sink is called directly) first looks
+for what it already reported: its ``dq_results`` rows, the ``alert_state`` rows it wrote last,
+its ``pipeline_metrics`` rows. What is there is not written again. What a replay may still
+repeat is the alerts' own at-least-once delivery: a crash between an SNS publish and the
+``alert_state`` commit sends that notification again (see ``observe.alerts``). What a crash can
+lose is the metrics of the batches still queued for publication (never more than are queued;
+a clean stop publishes them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from shipments.config import Config
+from shipments.errors import describe
+from shipments.model.tables import ALERT_STATE, DQ_RESULTS, PIPELINE_METRICS, SHIPMENT_STATUS, TableSpec
+from shipments.observe.alerts import process_alerts
+from shipments.observe.metrics import RunMetrics, publish_metrics
+from shipments.quality.results import CheckResult, failures, write_results
+from shipments.storage import delta, streams
+from shipments.stream.metrics import batch_metrics
+from shipments.stream.quality import judge_batch, to_report
+from shipments.stream.stats import BatchStats
+
+log = logging.getLogger(__name__)
+
+JOB = "stream"
+# Batches whose metrics may wait for publication; a full queue makes the next batch wait.
+_QUEUED_METRICS = 100
+
+
+@dataclasses.dataclass
+class BatchReporter:
+    """Judges each batch's ``config.quality.stream`` checks and publishes its metrics.
+
+    ``stream_id`` names the stream in run ids when the sink runs outside a streaming query
+    (called directly, as the tests do); inside one, the query's id is used. ``close`` (or
+    ``flush``) when the query ends: metrics still queued are published then.
+    """
+
+    config: Config
+    stream_id: str = "unattached"
+    # check names whose alert state this process has not settled yet (see the module docstring)
+    unsettled: set[str] = dataclasses.field(init=False)
+    last_batch: int | None = dataclasses.field(init=False, default=None)
+    _publisher: _MetricsPublisher = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.unsettled = {spec.name for spec in self.config.quality.stream}
+        self._publisher = _MetricsPublisher(self.config)
+
+    def flush(self) -> None:
+        """Wait until the metrics of every batch reported so far are published."""
+        self._publisher.flush()
+
+    def close(self) -> None:
+        """Publish what is queued and stop the publishing thread."""
+        self._publisher.close()
+
+    def report(self, spark: SparkSession, stats: BatchStats) -> None:
+        """Record the checks of the batch ``stats`` describes (when worth it) and its metrics;
+        sets ``stats.checks_failed`` and ``stats.metrics``. An empty batch reports nothing."""
+        if not stats.records:
+            return
+        batch_id = stats.batch_id
+        run_id = f"{streams.current_query_id(spark) or self.stream_id}:{batch_id}"
+        maybe_replay = self.last_batch is None or batch_id <= self.last_batch
+        results = judge_batch(self.config.quality.stream, stats)
+        stats.checks_failed = tuple(r.spec.label for r in failures(results))
+        for result in failures(results):
+            log.warning("micro-batch %d: %s", batch_id, result.describe())
+        reported = to_report(results, stats, self.unsettled)
+        if reported:
+            self._record_checks(spark, reported, run_id, batch_id, maybe_replay=maybe_replay)
+            for result in reported:
+                (self.unsettled.discard if result.passed else self.unsettled.add)(result.spec.name)
+        now = dt.datetime.now(dt.UTC)
+        stats.metrics = batch_metrics(stats, now)
+        metrics = RunMetrics(run_id, JOB, SHIPMENT_STATUS.name, None, batch_id, True, now, stats.metrics)
+        self._publisher.submit(spark, metrics, maybe_replay=maybe_replay)
+        self.last_batch = batch_id if self.last_batch is None else max(self.last_batch, batch_id)
+
+    def _record_checks(
+        self, spark: SparkSession, reported: list[CheckResult], run_id: str, batch_id: int, *, maybe_replay: bool
+    ) -> None:
+        """``dq_results`` first (the record), then the alerts; on a possible replay, each only
+        when the first attempt did not get to it."""
+        config = self.config
+        if not (maybe_replay and _recorded(spark, config, DQ_RESULTS, "run_id", run_id)):
+            checked_at = dt.datetime.now(dt.UTC)
+            write_results(spark, config, reported, job=JOB, run_id=run_id, checked_at=checked_at, batch_id=batch_id)
+        # One MERGE commits every alert_state row of a call, each with last_run_id = run_id; a
+        # call that had nothing to change left no trace, and doing it again changes nothing.
+        if not (maybe_replay and _recorded(spark, config, ALERT_STATE, "last_run_id", run_id)):
+            process_alerts(spark, config, reported, job=JOB, run_id=run_id)
+
+
+class _MetricsPublisher:
+    """Publishes batches' metrics on one thread of its own, in the order submitted.
+
+    It writes through a session of its own (``newSession``: same SparkContext, own settings), so
+    the commit note the sink sets on the stream's session for its MERGEs never tags these
+    commits. One at a time and in order, so a batch that may be a replay checks
+    ``pipeline_metrics`` only after every earlier submission is written.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._queue: queue.Queue[tuple[RunMetrics, bool] | None] = queue.Queue(maxsize=_QUEUED_METRICS)
+        self._thread: threading.Thread | None = None
+        self._spark: SparkSession | None = None
+
+    def submit(self, spark: SparkSession, metrics: RunMetrics, *, maybe_replay: bool) -> None:
+        if self._thread is None:
+            self._spark = spark.newSession()
+            self._thread = threading.Thread(target=self._run, name="shipments-batch-metrics", daemon=True)
+            self._thread.start()
+        self._queue.put((metrics, maybe_replay))
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            metrics, maybe_replay = item
+            try:
+                self._publish(metrics, maybe_replay=maybe_replay)
+            except Exception as exc:  # a metrics failure must never stop the stream
+                log.warning("metrics of micro-batch %s not published: %s", metrics.batch_id, describe(exc, 500))
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _publish(self, metrics: RunMetrics, *, maybe_replay: bool) -> None:
+        spark, config = self._spark, self._config
+        if spark is None:
+            raise RuntimeError("metrics submitted without a session")
+        if not (maybe_replay and _recorded(spark, config, PIPELINE_METRICS, "run_id", metrics.run_id)):
+            publish_metrics(spark, config, metrics)
+
+
+def _recorded(spark: SparkSession, config: Config, spec: TableSpec, column: str, run_id: str) -> bool:
+    """True when the table of ``spec`` has a row whose ``column`` is ``run_id``."""
+    table = delta.read_table(spark, config, spec)
+    return table is not None and not table.filter(F.col(column) == F.lit(run_id)).isEmpty()

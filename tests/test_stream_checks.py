@@ -1,0 +1,243 @@
+"""Data-quality checks, alerts and metrics per micro-batch of the status stream: the sink called
+as a plain batch function with a reporter, on tiny DataFrames."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from shipments.config import Config
+from shipments.model.tables import ALERT_STATE, DQ_RESULTS, PIPELINE_METRICS, STREAM_TABLES
+from shipments.ops_config import CheckSpec, QualityConfig
+from shipments.storage.delta import ensure_tables
+from shipments.stream.quality import judge_batch
+from shipments.stream.report import BatchReporter
+from shipments.stream.sink import StatusBatchSink, StatusTables
+from shipments.stream.stats import BatchStats
+from shipments.stream.watermarks import WatermarkLog
+from tests.stream_fixtures import event_row as ev
+from tests.stream_fixtures import nov20 as t
+from tests.stream_fixtures import record_batch as batch
+from tests.stream_fixtures import rejected_row as bad
+
+HOUR = 3600
+STREAM_ID = "test-stream"
+DLQ = CheckSpec("dlq_share", "dlq_share", max=0.2, min_rows=20, severity="warn", alert="page")
+LATE = CheckSpec("late_share", "late_share", max=0.5, min_rows=20, severity="warn", alert="ticket")
+
+
+# --------------------------------------------------------------------------- judging (pure)
+
+
+@pytest.mark.parametrize(
+    ("spec", "records", "dlq", "late", "passed", "observed", "detail_part"),
+    [
+        (DLQ, 30, 10, 0, False, 10 / 30, "10 of 30 records"),
+        (DLQ, 25, 5, 0, True, 0.2, "5 of 25 records"),  # exactly at max: passes
+        (DLQ, 19, 19, 0, True, 1.0, "not judged below 20 records"),  # too small a batch
+        (LATE, 40, 10, 15, True, 0.5, "15 of 30 valid events"),  # late share of the valid events
+        (LATE, 40, 10, 16, False, 16 / 30, "16 of 30 valid events"),
+        (LATE, 40, 21, 19, True, 1.0, "not judged below 20 valid events"),
+    ],
+)
+def test_a_check_judges_its_share_of_the_batch(
+    spec: CheckSpec, records: int, dlq: int, late: int, passed: bool, observed: float, detail_part: str
+) -> None:
+    stats = BatchStats(7, records=records, dlq=dlq, late=late, on_time=records - dlq - late)
+    [result] = judge_batch([spec], stats)
+    assert (result.passed, result.observed, result.threshold) == (passed, observed, spec.max)
+    assert detail_part in result.detail
+    # a judged result names its cause by the check kind only: every bad batch is one alert
+    assert result.cause == ("" if "not judged" in detail_part else spec.check)
+
+
+def test_dead_letter_reasons_are_the_samples_of_a_dlq_failure() -> None:
+    stats = BatchStats(0, records=20, dlq=10, on_time=10, dlq_samples=("reason:malformed_json",))
+    [result] = judge_batch([DLQ], stats)
+    assert result.sample_keys == ("reason:malformed_json",)
+    assert "reason:malformed_json" in result.detail
+
+
+# --------------------------------------------------------------------------- the sink with a reporter
+
+
+@pytest.fixture
+def checked(config: Config) -> Config:
+    return dataclasses.replace(config, quality=QualityConfig(stream=(DLQ, LATE)))
+
+
+def new_sink(spark: SparkSession, config: Config, checkpoint: Path) -> StatusBatchSink:
+    """A sink as a (re)started process builds it: a fresh reporter over the same tables."""
+    return StatusBatchSink(
+        StatusTables.of(config),
+        WatermarkLog(spark, str(checkpoint), HOUR),
+        reporter=BatchReporter(config, stream_id=STREAM_ID),
+    )
+
+
+@pytest.fixture
+def sink(spark: SparkSession, checked: Config, tmp_path: Path) -> Iterator[StatusBatchSink]:
+    ensure_tables(spark, checked, STREAM_TABLES)
+    sink = new_sink(spark, checked, tmp_path / "checkpoint")
+    yield sink
+    published(sink).close()
+
+
+def published(sink: StatusBatchSink) -> BatchReporter:
+    """The sink's reporter, once the metrics of every batch it reported are published."""
+    assert sink.reporter is not None
+    sink.reporter.flush()
+    return sink.reporter
+
+
+def events(prefix: str, count: int, first_offset: int, when: dt.datetime) -> list[tuple[Any, ...]]:
+    return [ev(f"{prefix}{i}", f"S{i}", "IN_TRANSIT", when, first_offset + i) for i in range(count)]
+
+
+def malformed(count: int, first_offset: int) -> list[tuple[Any, ...]]:
+    return [bad("{nope", "malformed_json", first_offset + i) for i in range(count)]
+
+
+def dq_rows(spark: SparkSession, config: Config) -> list[tuple[Any, ...]]:
+    rows = spark.read.format("delta").load(DQ_RESULTS.path(config))
+    columns = ("batch_id", "run_id", "job", "check_name", "passed", "observed", "threshold")
+    return sorted(tuple(r[c] for c in columns) for r in rows.collect())
+
+
+def alert_rows(spark: SparkSession, config: Config) -> list[dict[str, Any]]:
+    rows = spark.read.format("delta").load(ALERT_STATE.path(config))
+    return [r.asDict() for r in rows.collect()]
+
+
+def commits(config: Config, spec: Any) -> list[str]:
+    return sorted(p.name for p in (Path(spec.path(config)) / "_delta_log").glob("*.json"))
+
+
+def test_a_burst_of_dead_letters_raises_one_alert_that_a_clean_batch_resolves(
+    spark: SparkSession, checked: Config, sink: StatusBatchSink
+) -> None:
+    # 10 of 30 records malformed: a share of 1/3 against at most 0.2
+    sink(batch(spark, *events("a", 20, 0, t(12)), *malformed(10, 100)), 0)
+
+    assert dq_rows(spark, checked) == [
+        (0, "test-stream:0", "stream", "dlq_share", False, 10 / 30, 0.2),
+        # the first batch of the process also records the checks that pass (to resolve what an
+        # earlier run left open)
+        (0, "test-stream:0", "stream", "late_share", True, 0.0, 0.5),
+    ]
+    [alert] = alert_rows(spark, checked)
+    assert (alert["state"], alert["level"], alert["check_name"], alert["cause"], alert["job"]) == (
+        "open",
+        "page",
+        "dlq_share",
+        "dlq_share",
+        "stream",
+    )
+    assert (alert["occurrences"], alert["sample_keys"], alert["last_run_id"]) == (
+        1,
+        ["reason:malformed_json"],
+        "test-stream:0",
+    )
+    assert sink.stats[0].checks_failed == ("shipment_status.dlq_share",)
+
+    # a second bad batch: the same alert, seen twice; late_share settled, so only dlq_share
+    sink(batch(spark, *events("b", 20, 200, t(12)), *malformed(20, 300)), 1)
+    [alert] = alert_rows(spark, checked)
+    assert (alert["state"], alert["occurrences"], alert["last_run_id"]) == ("open", 2, "test-stream:1")
+    assert [r for r in dq_rows(spark, checked) if r[0] == 1] == [
+        (1, "test-stream:1", "stream", "dlq_share", False, 0.5, 0.2)
+    ]
+
+    # a clean batch resolves it
+    sink(batch(spark, *events("c", 20, 400, t(12))), 2)
+    [alert] = alert_rows(spark, checked)
+    assert (alert["state"], alert["occurrences"], alert["resolved_at"] is not None) == ("resolved", 2, True)
+    assert [r for r in dq_rows(spark, checked) if r[0] == 2] == [
+        (2, "test-stream:2", "stream", "dlq_share", True, 0.0, 0.2)
+    ]
+    assert sink.stats[2].checks_failed == ()
+
+
+def test_a_replayed_batch_reports_nothing_twice(
+    spark: SparkSession, checked: Config, sink: StatusBatchSink, tmp_path: Path
+) -> None:
+    bad_batch = batch(spark, *events("a", 20, 0, t(12)), *malformed(10, 100))
+    sink(bad_batch, 0)
+    published(sink)
+    tables = (DQ_RESULTS, ALERT_STATE, PIPELINE_METRICS)
+    before = {spec.name: commits(checked, spec) for spec in tables}
+
+    sink(bad_batch, 0)  # the same process calls it again
+    published(sink)
+    # and a restarted process replays it (a fresh reporter: its first batch)
+    restarted = new_sink(spark, checked, tmp_path / "checkpoint")
+    restarted(bad_batch, 0)
+    published(restarted).close()
+
+    assert {spec.name: commits(checked, spec) for spec in tables} == before
+    [alert] = alert_rows(spark, checked)
+    assert alert["occurrences"] == 1
+    metrics = spark.read.format("delta").load(PIPELINE_METRICS.path(checked))
+    assert metrics.filter(F.col("metric") == "rows_read").count() == 1
+
+
+def test_each_batch_publishes_its_metrics(spark: SparkSession, checked: Config, sink: StatusBatchSink) -> None:
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ages = (40, 30, 20, 10, 10, 10, 5, 5)  # seconds before the batch: the oldest is 40 s old
+    rows = [ev(f"e{i}", f"S{i}", "CREATED", start - dt.timedelta(seconds=age), i) for i, age in enumerate(ages)]
+    sink(batch(spark, *rows, *malformed(2, 50)), 0)
+    published(sink)
+    elapsed = (dt.datetime.now(dt.UTC) - start).total_seconds()
+
+    table = spark.read.format("delta").load(PIPELINE_METRICS.path(checked))
+    assert {(r.run_id, r.job, r.table_name, r.batch_id) for r in table.collect()} == {
+        ("test-stream:0", "stream", "shipment_status", 0)
+    }
+    values = {r.metric: r.value for r in table.collect()}
+    assert set(values) == {
+        "succeeded",
+        "duration_seconds",
+        "rows_read",
+        "throughput_rows_per_second",
+        "error_rate",
+        "rows_written",
+        "checks_failed",
+        "latency_seconds",
+        "latency_p50_seconds",
+        "latency_max_seconds",
+        "freshness_seconds",
+    }
+    assert (values["succeeded"], values["rows_read"], values["error_rate"], values["rows_written"]) == (1, 10, 0.2, 8)
+    assert values["checks_failed"] == 0  # 10 records: below min_rows, not judged
+    assert 0 <= values["latency_p50_seconds"] <= values["latency_seconds"] <= values["latency_max_seconds"]
+    # the oldest event was 40 s old when the batch started, and visible before the test went on
+    assert 40 <= values["latency_max_seconds"] <= 40 + elapsed
+    assert 5 <= values["freshness_seconds"] <= 5 + elapsed
+    assert 0 < values["duration_seconds"] <= elapsed
+    assert values["throughput_rows_per_second"] == pytest.approx(10 / values["duration_seconds"])
+    # the progress line shows what was published
+    assert sink.stats[0].metrics == {name: value for name, value in values.items() if name != "succeeded"}
+
+
+def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(
+    spark: SparkSession, checked: Config, sink: StatusBatchSink
+) -> None:
+    sink(batch(spark, *events("a", 20, 0, t(12))), 0)  # the first batch: settles both checks
+    published(sink)
+    dq_before, alerts_before = commits(checked, DQ_RESULTS), commits(checked, ALERT_STATE)
+    metrics_before = commits(checked, PIPELINE_METRICS)
+
+    sink(batch(spark, *events("b", 25, 100, t(12)), *malformed(1, 200)), 1)
+    published(sink)
+
+    assert commits(checked, DQ_RESULTS) == dq_before
+    assert commits(checked, ALERT_STATE) == alerts_before
+    assert [r for r in dq_rows(spark, checked) if r[0] == 1] == []
+    assert len(commits(checked, PIPELINE_METRICS)) == len(metrics_before) + 1  # only its metrics
