@@ -208,8 +208,10 @@ DLQ_SCHEMA = T.StructType(
 DAILY_TOTALS = TableSpec("shipment_daily_totals", DAILY_TOTALS_SCHEMA, ("ship_date",))
 QUARANTINE = TableSpec("quarantine/shipments", QUARANTINE_SCHEMA, ("ingest_date",))
 PIPELINE_RUNS = TableSpec("pipeline_runs", PIPELINE_RUNS_SCHEMA)
-DQ_RESULTS = TableSpec("dq_results", DQ_RESULTS_SCHEMA)
-PIPELINE_METRICS = TableSpec("pipeline_metrics", PIPELINE_METRICS_SCHEMA)
+# Appended by every run and by stream micro-batches: auto compaction folds the small files.
+_COMPACTED = {"delta.autoOptimize.autoCompact": "true"}
+DQ_RESULTS = TableSpec("dq_results", DQ_RESULTS_SCHEMA, properties=_COMPACTED)
+PIPELINE_METRICS = TableSpec("pipeline_metrics", PIPELINE_METRICS_SCHEMA, properties=_COMPACTED)
 ALERT_STATE = TableSpec("alert_state", ALERT_STATE_SCHEMA)
 BATCH_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS, DQ_RESULTS)
 
