@@ -100,13 +100,13 @@ def _raw_zone(folder: Path, shipments_per_day: int) -> tuple[Path, dict[str, Any
     files = [p for p in (folder / "shipments").rglob("*") if p.is_file()]
     info = {
         "params": params,
-        "summary": summary,
+        "summary": summary.summary(),
         "generate_seconds": round(seconds, 1),
         "files": len(files),
         "bytes": sum(p.stat().st_size for p in files),
     }
     marker.write_text(json.dumps(info))
-    print(f"  generated {folder} in {seconds:.0f}s: {summary}", flush=True)
+    print(f"  generated {folder} in {seconds:.0f}s: {summary.summary()}", flush=True)
     return folder, info
 
 
