@@ -58,12 +58,9 @@ def table_input(config: Config, name: str, columns: list[tuple[str, str]]) -> di
 
 def lake_tables() -> list[tuple[str, list[tuple[str, str]]]]:
     """(path under the lake, [(column, Hive type)]) for every table the project writes."""
-    from shipments.model.tables import BATCH_TABLES, STREAM_TABLES  # declarations (PySpark types)
+    from shipments.model.tables import LAKE_TABLES  # declarations (PySpark types)
 
-    return [
-        (spec.name, [(f.name, f.dataType.simpleString()) for f in spec.schema.fields])
-        for spec in (*BATCH_TABLES, *STREAM_TABLES)
-    ]
+    return [(spec.name, [(f.name, f.dataType.simpleString()) for f in spec.schema.fields]) for spec in LAKE_TABLES]
 
 
 def run_catalog_sync(spark: object, config: Config, request: CatalogRequest) -> CatalogResult:

@@ -225,3 +225,6 @@ SHIPMENT_STATUS = TableSpec(
 STATUS_LATE = TableSpec("shipment_status_late", LATE_SCHEMA)
 STATUS_DLQ = TableSpec("shipment_status_dlq", DLQ_SCHEMA)
 STREAM_TABLES = (SHIPMENT_STATUS, STATUS_LATE, STATUS_DLQ)
+
+# Every table the project writes, each once: what `shipments catalog sync` registers.
+LAKE_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS, DQ_RESULTS, PIPELINE_METRICS, ALERT_STATE, *STREAM_TABLES)
