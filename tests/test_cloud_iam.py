@@ -4,16 +4,20 @@ Job roles (what runs on a cluster or in a job) may read the artifacts prefix (th
 bootstrap script that runs with sudo on every new node, the job scripts) but never write it:
 anything running on a cluster could otherwise plant code in future clusters. Only the deploy
 role writes artifacts. No policy grants a wildcard action on a data or control service.
+Alerts (SNS) and CloudWatch run metrics add grants that depend on the config: ``shipments
+iam-policy`` adds exactly those, and none when the features are off.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shipments.cli import main
 from tests.cloud_fixtures import ROOT, Moto, moto_fixture  # noqa: F401
 
 IAM = ROOT / "emr" / "iam"
@@ -121,3 +125,127 @@ def test_iam_accepts_every_policy_and_trust(moto: Moto) -> None:
         stored = json.loads(stored) if isinstance(stored, str) else stored
         assert stored["Statement"] == json.loads((IAM / spec["policy"]).read_text())["Statement"]
         iam.delete_policy(PolicyArn=arn)
+
+
+# --------------------------------------------------------------------------- operations features
+# Alerts (SNS) and run metrics (CloudWatch) add grants that depend on the config: `shipments
+# iam-policy` adds exactly those to a job role's policy, and nothing when the features are off.
+
+RUNNERS = ("shipments-emr-instance", "shipments-emr-serverless-job", "shipments-glue-job")
+PAGE = "arn:aws:sns:us-east-1:123456789012:shipments-page"
+TICKET = "arn:aws:sns:us-east-1:123456789012:shipments-ticket"
+
+
+def test_the_shipped_policies_grant_no_alerts_and_no_run_metrics() -> None:
+    """Off by default: no SNS at all, and CloudWatch only Glue's own job metrics (namespace Glue)."""
+    for role in ROLES:
+        statements = _statements(_policy(role))
+        assert not [s for s in statements if any(a.startswith("sns:") for a in _listify(s["Action"]))], role
+        metrics = [s for s in statements if "cloudwatch:PutMetricData" in _listify(s["Action"])]
+        if role == "shipments-glue-job":
+            assert metrics == [
+                {
+                    "Sid": "GlueMetrics",
+                    "Effect": "Allow",
+                    "Action": ["cloudwatch:PutMetricData"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
+                }
+            ]
+        else:
+            assert metrics == [], role
+
+
+def _ops_conf(tmp_path: Path, metrics: str, alerts: str) -> Path:
+    conf = tmp_path / "ops.yaml"
+    conf.write_text(f"extends: {ROOT / 'conf' / 'glue.yaml'}\n{metrics}\n{alerts}\n")
+    return conf
+
+
+def _printed_policy(conf: Path, role: str, capsys: pytest.CaptureFixture[str], policy: Path | None = None) -> Any:
+    policy = policy or IAM / ROLES[role]["policy"]
+    assert main(["iam-policy", "--conf", str(conf), "--policy", str(policy)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+ALERTS_BOTH = f"alerts: {{page_topic: '{PAGE}', ticket_topic: '{TICKET}', region: us-east-1}}"
+PUT_METRIC_DATA = "metrics: {cloudwatch: put_metric_data, namespace: Shipments/prod, region: us-east-1}"
+PUBLISH_BOTH = {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [PAGE, TICKET]}
+PUT_PROD = {
+    "Sid": "PutRunMetrics",
+    "Effect": "Allow",
+    "Action": ["cloudwatch:PutMetricData"],
+    "Resource": "*",
+    "Condition": {"StringEquals": {"cloudwatch:namespace": "Shipments/prod"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "alerts", "added"),
+    [
+        pytest.param("", "", [], id="off"),
+        pytest.param(
+            "metrics: {cloudwatch: emf, pushgateway: 'http://pushgateway:9091'}",
+            "alerts: {samples: 3}",
+            [],
+            id="emf-and-pushgateway-need-no-grant",
+        ),
+        pytest.param(PUT_METRIC_DATA, ALERTS_BOTH, [PUBLISH_BOTH, PUT_PROD], id="both"),
+        pytest.param(
+            "metrics: {cloudwatch: emf}",
+            f"alerts: {{page_topic: '{PAGE}', region: us-east-1}}",
+            [{"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [PAGE]}],
+            id="page-topic-only",
+        ),
+        pytest.param(
+            "",
+            f"alerts: {{page_topic: '{TICKET}', ticket_topic: '{TICKET}', region: us-east-1}}",
+            [{"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [TICKET]}],
+            id="one-topic-for-both-levels",
+        ),
+        pytest.param(PUT_METRIC_DATA, "", [PUT_PROD], id="put-metric-data-only"),
+    ],
+)
+@pytest.mark.parametrize("role", RUNNERS)
+def test_iam_policy_adds_exactly_what_the_features_need(
+    role: str, metrics: str, alerts: str, added: list[dict[str, Any]], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    printed = _printed_policy(_ops_conf(tmp_path, metrics, alerts), role, capsys)
+    shipped = _policy(role)
+    assert printed == {**shipped, "Statement": [*shipped["Statement"], *added]}
+
+
+def test_iam_policy_given_its_own_output_adds_nothing_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = _ops_conf(tmp_path, PUT_METRIC_DATA, ALERTS_BOTH)
+    first = _printed_policy(conf, "shipments-glue-job", capsys)
+    (tmp_path / "printed.json").write_text(json.dumps(first))
+    assert _printed_policy(conf, "shipments-glue-job", capsys, tmp_path / "printed.json") == first
+    # turning the features off again takes the grants away
+    off = _ops_conf(tmp_path, "", "")
+    assert _printed_policy(off, "shipments-glue-job", capsys, tmp_path / "printed.json") == _policy(
+        "shipments-glue-job"
+    )
+
+
+def test_iam_accepts_the_policies_with_the_operations_grants(
+    moto: Moto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    iam = moto.client("iam")
+    conf = _ops_conf(tmp_path, PUT_METRIC_DATA, ALERTS_BOTH)
+    for role in RUNNERS:
+        document = _printed_policy(conf, role, capsys)
+        arn = iam.create_policy(PolicyName=f"test-ops-{role}", PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+        stored = iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["Document"]
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        assert stored["Statement"][-2:] == [PUBLISH_BOTH, PUT_PROD]
+        iam.delete_policy(PolicyArn=arn)
+
+
+def test_iam_policy_refuses_a_file_that_is_not_a_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = _ops_conf(tmp_path, "", "")
+    (tmp_path / "roles.json").write_text('{"shipments-glue-job": {}}')
+    for bad in (tmp_path / "missing.json", tmp_path / "roles.json"):
+        assert main(["iam-policy", "--conf", str(conf), "--policy", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("shipments iam-policy: error: ") and len(err.strip().splitlines()) == 1

@@ -193,7 +193,7 @@ def _observe_command(args: argparse.Namespace, config: Config) -> Callable[[Spar
 
 
 def _add_cloud_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """``scheduled``, ``deploy`` and ``catalog`` (cloud control: boto3, no Spark)."""
+    """``scheduled``, ``deploy``, ``catalog`` and ``iam-policy`` (cloud control: boto3, no Spark)."""
     scheduled = command("scheduled", "the daily job as a scheduler starts it: the UTC day before --time")
     scheduled.add_argument("--time", type=_instant, required=True, help="the fire time, e.g. 2026-11-03T02:30:00Z")
 
@@ -212,12 +212,19 @@ def _add_cloud_commands(command: Callable[[str, str], argparse.ArgumentParser]) 
     catalog.add_argument("--database", help="Glue database (default deploy.catalog_database)")
     catalog.add_argument("--dry-run", action="store_true", help="print every AWS call, change nothing")
 
+    policy = command("iam-policy", "print a job role's IAM policy plus what the config's alerts and metrics need")
+    policy.add_argument("--policy", required=True, help="the role's policy file, e.g. emr/iam/glue-job-policy.json")
+
 
 def _cloud_command(args: argparse.Namespace, config: Config) -> Callable[[SparkSession | None], Result]:
-    """``deploy`` / ``catalog``: flags checked here; they run without Spark."""
+    """``deploy`` / ``catalog`` / ``iam-policy``: flags checked here; they run without Spark."""
     from shipments.cloud.catalog import CatalogRequest, run_catalog_sync
     from shipments.cloud.deploy import DeployRequest, run_deploy
+    from shipments.cloud.iam import PolicyRequest, run_iam_policy
 
+    if args.command == "iam-policy":
+        policy = PolicyRequest(Path(args.policy))
+        return lambda spark: run_iam_policy(spark, config, policy)
     if args.command == "catalog":
         catalog = CatalogRequest(args.database or "", args.dry_run)
         return lambda spark: run_catalog_sync(spark, config, catalog)
@@ -282,7 +289,7 @@ def _command(
 ) -> tuple[Callable[[SparkSession | None], Result], dict[str, str] | None]:
     """The command's run function (given the session, or None when it needs none) and the extra
     session settings it needs. Every flag is checked here, before any session starts."""
-    if args.command in ("deploy", "catalog"):
+    if args.command in ("deploy", "catalog", "iam-policy"):
         return _cloud_command(args, config), None
     if args.command in ("slo", "report"):
         return _observe_command(args, config), {}
