@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# EMR bootstrap action: install the shipments wheel (and PyYAML) on every node.
+# EMR bootstrap action: install the shipments wheel on every node (pip fetches its dependencies,
+# PyYAML and prometheus-client, from PyPI: the nodes need to reach it).
 # Spark and Delta are NOT installed: the cluster's own (EMR 7.12: Spark 3.5.6-amzn,
 # Delta 3.3.2-amzn via the delta-defaults classification) are used.
 # Usage (as a bootstrap action): bootstrap.sh s3://ARTIFACTS/shipments/dist/shipments-0.1.0-py3-none-any.whl

@@ -67,6 +67,7 @@ def test_dist_holds_a_stamped_wheel_the_venv_archive_and_the_scripts(dist: Path)
         assert "shipments = shipments.cli:main" in entry_points
         metadata = wheel.read(f"shipments-{version}.dist-info/METADATA").decode()
         assert f"Version: {version}" in metadata and "Requires-Dist: PyYAML" in metadata
+        assert "Requires-Dist: prometheus-client==0.26.0" in metadata
 
     with tarfile.open(dist / f"shipments-{version}-venv.tar.gz") as archive:
         members = archive.getnames()
@@ -74,6 +75,31 @@ def test_dist_holds_a_stamped_wheel_the_venv_archive_and_the_scripts(dist: Path)
     site = "lib/python3.11/site-packages/"
     assert f"{site}shipments/cli.py" in members and f"{site}yaml/__init__.py" in members
     assert not any(m.startswith(f"{site}pyspark/") for m in members), "the platform provides Spark"
+
+
+def test_the_venv_archive_imports_its_runtime_dependencies(dist: Path, tmp_path: Path) -> None:
+    """Unpacked as spark.archives unpacks it (``#environment``), its own Python imports PyYAML and
+    prometheus-client (the Pushgateway exporter) from the archive itself, at the pinned version."""
+    version = json.loads((dist / "manifest.json").read_text())["version"]
+    environment = tmp_path / "environment"
+    with tarfile.open(dist / f"shipments-{version}-venv.tar.gz") as archive:
+        archive.extractall(environment, filter="tar")
+    script = (
+        "import importlib.metadata as md, json, prometheus_client, yaml; "
+        "from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway; "
+        "print(json.dumps([prometheus_client.__file__, yaml.__file__, md.version('prometheus-client')]))"
+    )
+    # -I: nothing from this process's environment (PYTHONPATH, user site) may supply the modules
+    done = subprocess.run(
+        [str(environment / "bin" / "python"), "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    prometheus, pyyaml, pinned = json.loads(done.stdout)
+    site = environment / "lib" / "python3.11" / "site-packages"
+    assert Path(prometheus) == site / "prometheus_client" / "__init__.py"
+    assert Path(pyyaml) == site / "yaml" / "__init__.py"
+    assert pinned == "0.26.0"
 
 
 def test_the_wheel_is_reproducible(tmp_path: Path) -> None:

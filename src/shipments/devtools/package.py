@@ -7,16 +7,19 @@ Writes:
 - ``shipments-<version>-py3-none-any.whl``: the code (``<version>`` is ``0.1.0+g<commit>``, with
   ``.dirty`` when the work tree has uncommitted changes). EMR's bootstrap installs it on every
   node; Glue 5.1 takes it through ``--additional-python-modules``.
-- ``shipments-<version>-venv.tar.gz``: a virtual environment with the wheel and PyYAML packed
-  by venv-pack, for ``spark.archives <uri>#environment`` (EMR Serverless, or EMR without the
-  bootstrap). It holds no PySpark: the platform's is used.
+- ``shipments-<version>-venv.tar.gz``: a virtual environment with the wheel and its runtime
+  dependencies (PyYAML, prometheus-client) packed by venv-pack, for ``spark.archives
+  <uri>#environment`` (EMR Serverless, or EMR without the bootstrap). It holds no PySpark: the
+  platform's is used.
 - ``jobs/*.py`` (the entry scripts), ``conf/*.yaml``, ``emr/bootstrap.sh``, and
   ``manifest.json`` with the version and every file's SHA-256.
 
 Reproducible where the tools allow: the wheel is built with ``SOURCE_DATE_EPOCH`` set to the
 commit time from a clean build folder, so the same commit gives the same bytes (tested). The
 venv archive is not byte-stable (venv-pack stores file times, pip writes install-time metadata).
-Offline after ``make setup``: PyYAML comes from ``build/wheelhouse``.
+Offline after ``make setup``: the venv installs with ``--no-index`` from ``build/wheelhouse``
+(PyYAML and prometheus-client, downloaded by the Makefile), so a missing pin fails the build
+rather than reaching PyPI.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def build_wheel(out: Path, version: str) -> Path:
 
 
 def build_venv_archive(out: Path, wheel: Path, version: str) -> Path:
-    """A venv with the wheel (and PyYAML from the wheelhouse), packed by venv-pack."""
+    """A venv with the wheel and its dependencies (from the wheelhouse only), packed by venv-pack."""
     venv = ROOT / "build" / "pack-venv"
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
