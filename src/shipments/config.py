@@ -362,17 +362,6 @@ def _subsection(section: Mapping[str, Any], name: str, cls: type) -> Any:
     return cls(**section)
 
 
-def _section(data: dict[str, Any], name: str, cls: type) -> Any:
-    section = data.get(name) or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"config section {name!r} must be a mapping")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in config section {name!r}: {', '.join(unknown)}")
-    return cls(**section)
-
-
 def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: str | None = None) -> Config:
     """Load a config file (and what it extends) and apply command-line path overrides.
 
@@ -391,10 +380,10 @@ def load_config(path: str | os.PathLike[str], *, raw: str | None = None, lake: s
     return Config(
         raw=_absolute(raw) if raw else str(paths.get("raw") or ""),
         lake=_absolute(lake) if lake else str(paths.get("lake") or ""),
-        spark=_section({"spark": spark_data}, "spark", SparkConfig),
-        daily=_section(data, "daily", DailyConfig),
-        stream=_section(data, "stream", StreamConfig),
-        deploy=_section(data, "deploy", DeployConfig),
+        spark=section({"spark": spark_data}, "spark", SparkConfig),
+        daily=section(data, "daily", DailyConfig),
+        stream=section(data, "stream", StreamConfig),
+        deploy=section(data, "deploy", DeployConfig),
         quality=section(data, "quality", QualityConfig),
         metrics=section(data, "metrics", MetricsConfig),
         alerts=section(data, "alerts", AlertsConfig),
