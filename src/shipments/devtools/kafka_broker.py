@@ -134,7 +134,11 @@ class KafkaBroker:
         (work / "log4j.properties").write_text(_LOG4J.format(log=log_file))
         classpath = str(jars / "*")
         jvm = [_java(), *_JVM_OPTS, f"-Dlog4j.configuration=file:{work / 'log4j.properties'}", "-cp", classpath]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        # An id starting with "-" reads as an option to the storage tool (Kafka's own
+        # Uuid.randomUuid skips those for the same reason): about 1 start in 64 failed.
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         formatted = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
             capture_output=True,
