@@ -72,12 +72,13 @@ lint: ## ruff (lint) and mypy (strict on src/)
 	$(VENV)/bin/ruff check src tests jobs bench emr dags
 	$(VENV)/bin/mypy
 
-demo: ## generate 4 days of raw data and run the daily job on them
+demo: ## generate 4 days of raw data, run the daily job on them, write the HTML report
 	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/shipments generate --out $(DEMO_DIR)/raw --start 2026-11-01 --days 4 --shipments-per-day 5000
 	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-02
 	$(VENV)/bin/shipments daily --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --date 2026-11-03
 	$(PY) -m shipments.devtools.show --lake $(DEMO_DIR)/lake
+	$(VENV)/bin/shipments report --raw $(DEMO_DIR)/raw --lake $(DEMO_DIR)/lake --out $(DEMO_DIR)/report.html
 
 demo-stream: ## status stream: local Kafka broker, generated events -> Delta, then `shipments status`
 	rm -rf $(DEMO_DIR)/stream

@@ -132,7 +132,7 @@ def test_report_draws_every_chart_and_the_open_alerts(
     page = out.read_text(encoding="utf-8")
     # 28 run dates 03-04..03-31, published 03-04..03-29 (26; 03-30 failed)
     assert summary.startswith(f"report 2026-03-04..2026-03-31: wrote {out} (")
-    assert summary.endswith("26 run dates published, 1 open alerts\n")
+    assert summary.endswith("dates published: 26; open alerts: 1\n")
     # Self-contained: plotly.js inlined once, nothing fetched.
     assert page.count("<script src") == 0 and "<link" not in page
     assert page.count("plotly.js v") == 1
@@ -173,7 +173,7 @@ def test_report_draws_every_chart_and_the_open_alerts(
 def test_report_of_an_empty_lake(spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "empty.html"
     summary = report(tmp_path / "lake", out, capsys)
-    assert summary.endswith("0 run dates published, 0 open alerts\n")
+    assert summary.endswith("dates published: 0; open alerts: 0\n")
     dom = render(out, tmp_path / "profile")
     for chart in CHARTS:
         drawn = section(dom, f"chart-{chart}")

@@ -85,7 +85,7 @@ class ReportResult:
     def summary(self) -> str:
         return (
             f"report {self.start}..{self.end}: wrote {self.out} ({self.size_bytes // 1024} KiB); "
-            f"{self.run_dates} run dates published, {self.open_alerts} open alerts"
+            f"dates published: {self.run_dates}; open alerts: {self.open_alerts}"
         )
 
 
