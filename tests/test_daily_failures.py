@@ -63,9 +63,9 @@ def test_failure_during_the_write_changes_nothing(
 
     def failing_replace(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> int:
         # The Spark write job itself fails on its rows, after data files may have been written.
-        poisoned = frame.withColumn(
-            "customer_id", F.when(F.lit(True), F.raise_error(F.lit("injected failure"))).cast("string")
-        )
+        name = frame.columns[-1]
+        failing = F.when(F.lit(True), F.raise_error(F.lit("injected failure")))
+        poisoned = frame.withColumn(name, failing.cast(frame.schema[name].dataType))
         return real_replace(poisoned, path, column, value, run_id=run_id)
 
     monkeypatch.setattr(delta, "replace_partition", failing_replace)
