@@ -100,6 +100,10 @@ def stream_session_settings(stream: StreamConfig) -> dict[str, str]:
         # gave different rows. Ours cannot: it is the persisted micro-batch, and recomputing it
         # reads the same offsets and the same state version with the same batch timestamp.
         "spark.databricks.delta.merge.materializeSource": "none",
+        # A micro-batch is small: adaptive execution has nothing to coalesce or re-plan, but it
+        # runs every shuffle stage as a job of its own, and each job costs a fixed scheduling
+        # delay. Off, a batch of 1,000 events runs 6 jobs instead of 16 (bench/README.md).
+        "spark.sql.adaptive.enabled": "false",
     }
 
 
