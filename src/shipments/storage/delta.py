@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -196,27 +198,53 @@ def _commit_note(spark: SparkSession, note: str) -> Iterator[None]:
         spark.conf.unset(_USER_METADATA)
 
 
+# How far back from the newest commit a run's own commit is looked for (parallel runs for other
+# dates commit in between; Delta's history(100) looked as far).
+_COMMITS_LOOKED_AT = 100
+
+
+def _commit_info(spark: SparkSession, path: str, version: int) -> dict[str, Any] | None:
+    """The ``commitInfo`` action of commit ``version`` (its JSON file in ``_delta_log``), or None
+    when that file is gone (cleaned up after a checkpoint) or holds none."""
+    text = fs.read_text(spark, f"{path.rstrip('/')}/_delta_log/{version:020d}.json")
+    for line in (text or "").splitlines():
+        if '"commitInfo"' in line:
+            action = json.loads(line)
+            if isinstance(action, dict) and isinstance(action.get("commitInfo"), dict):
+                return dict(action["commitInfo"])
+    return None
+
+
+def _log_versions(spark: SparkSession, path: str) -> list[int]:
+    """The versions whose commit files are in the table's log, newest first."""
+    names = (status.name for status in fs.list_folder(spark, f"{path.rstrip('/')}/_delta_log"))
+    return sorted((int(found.group(1)) for name in names if (found := _COMMIT_FILE.match(name))), reverse=True)
+
+
 def committed_version(spark: SparkSession, path: str, run_id: str) -> int:
     """The table version committed by the write tagged with ``run_id``.
 
     Looked up by tag rather than taken as the latest version, because parallel runs for other
-    dates commit to the same table.
+    dates commit to the same table. Read from the commit files themselves, newest first (one
+    listing and usually one small file read): ``DeltaTable.history()`` cost three Spark jobs,
+    about a second a run (bench/README.md).
     """
-    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("userMetadata") == run_id)
-    row = history.select(F.max("version").alias("version")).first()
-    if row is None or row["version"] is None:
-        raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
-    return int(row["version"])
+    for version in _log_versions(spark, path)[:_COMMITS_LOOKED_AT]:
+        info = _commit_info(spark, path, version)
+        if info is not None and info.get("userMetadata") == run_id:
+            return version
+    raise TableError(f"could not find the commit of run {run_id} in the history of {path}")
 
 
 def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, str]:
     """The ``operationMetrics`` Delta recorded for commit ``version`` of the table at ``path``
-    (e.g. ``numOutputRows``: rows the commit wrote); empty when it recorded none."""
-    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("version") == F.lit(version))
-    row = history.select("operationMetrics").first()
-    if row is None:
+    (e.g. ``numOutputRows``: rows the commit wrote); empty when it recorded none. Read from the
+    commit file, as ``committed_version`` does.
+    """
+    info = _commit_info(spark, path, version)
+    if info is None:
         raise TableError(f"could not find version {version} in the history of {path}")
-    return dict(row["operationMetrics"] or {})
+    return {str(key): str(value) for key, value in (info.get("operationMetrics") or {}).items()}
 
 
 def put_back_partition(spark: SparkSession, path: str, column: str, value: dt.date, *, version: int, note: str) -> None:
