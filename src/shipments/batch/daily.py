@@ -18,6 +18,7 @@ import logging
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from shipments.batch import audit
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
@@ -31,11 +32,13 @@ from shipments.observe.alerts import process_alerts
 from shipments.observe.metrics import publish_metrics
 from shipments.quality.judge import judge_day
 from shipments.quality.results import CheckResult, failures, write_results
-from shipments.storage import delta, raw
+from shipments.storage import delta, driver_rows, raw
 from shipments.storage.raw import RawListing, RejectedFile
 from shipments.transforms.quarantine import to_quarantine_rows, to_quarantined_files
 
 log = logging.getLogger(__name__)
+
+_REJECTED_FILES = T.StructType([T.StructField("source_file", T.StringType()), T.StructField("reason", T.StringType())])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +201,7 @@ def _publish(
         raise ValueError("the daily plan was built without customers")
     quarantine = to_quarantine_rows(plan.validated, run_date, record.run_id, record.started_at)
     if rejected:
-        files = spark.createDataFrame([(f.path, f.reason) for f in rejected], "source_file string, reason string")
+        files = driver_rows.to_frame(spark, [(f.path, f.reason) for f in rejected], _REJECTED_FILES)
         quarantine = quarantine.unionByName(to_quarantined_files(files, run_date, record.run_id, record.started_at))
     delta.replace_partition(quarantine, QUARANTINE.path(config), "ingest_date", run_date, run_id=record.run_id)
     day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from shipments.config import Config
 from shipments.errors import describe
 from shipments.model.tables import PIPELINE_RUNS, PIPELINE_RUNS_SCHEMA
-from shipments.storage import delta
+from shipments.storage import delta, driver_rows
 from shipments.storage.raw import RawFile
 
 SUCCEEDED = "SUCCEEDED"
@@ -91,7 +91,7 @@ def record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:
     """Append ``record`` to ``pipeline_runs`` (a blind append: parallel runs never conflict)."""
     if record.ended_at is None:
         record.ended_at = utc_now()
-    frame = spark.createDataFrame([record.as_row()], PIPELINE_RUNS_SCHEMA)
+    frame = driver_rows.to_frame(spark, [record.as_row()], PIPELINE_RUNS_SCHEMA)
     delta.ensure_table(spark, config, PIPELINE_RUNS)
     # The ledger gains columns over releases (rows_deleted): add them to an older ledger.
     delta.append_rows(frame, PIPELINE_RUNS.path(config), add_columns=True)

@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 from shipments.config import Config
 from shipments.errors import describe
 from shipments.model.tables import PIPELINE_METRICS, PIPELINE_METRICS_SCHEMA
-from shipments.storage import delta
+from shipments.storage import delta, driver_rows
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def write_metrics(spark: SparkSession, config: Config, metrics: RunMetrics) -> N
     """Append the rows of ``metrics`` to ``pipeline_metrics`` in one commit (a blind append:
     parallel runs never conflict)."""
     delta.ensure_table(spark, config, PIPELINE_METRICS)
-    rows = spark.createDataFrame(metric_rows(config, metrics), PIPELINE_METRICS_SCHEMA)
+    rows = driver_rows.to_frame(spark, metric_rows(config, metrics), PIPELINE_METRICS_SCHEMA)
     delta.append_rows(rows, PIPELINE_METRICS.path(config))
 
 

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from shipments.config import Config
 from shipments.model.tables import DQ_RESULTS, DQ_RESULTS_SCHEMA
 from shipments.ops_config import CheckSpec
-from shipments.storage import delta
+from shipments.storage import delta, driver_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,4 +80,4 @@ def write_results(
         for r in results
     ]
     delta.ensure_table(spark, config, DQ_RESULTS)
-    delta.append_rows(spark.createDataFrame(rows, DQ_RESULTS_SCHEMA), DQ_RESULTS.path(config))
+    delta.append_rows(driver_rows.to_frame(spark, rows, DQ_RESULTS_SCHEMA), DQ_RESULTS.path(config))
