@@ -37,7 +37,8 @@ from pyspark.sql import functions as F
 from shipments.batch.ledger import FAILED, SUCCEEDED, utc_now
 from shipments.config import Config
 from shipments.errors import EXIT_OK
-from shipments.model.tables import ALERT_STATE, PIPELINE_RUNS
+from shipments.model.tables import PIPELINE_RUNS
+from shipments.observe.alerts import Alert, open_alerts
 from shipments.observe.slo import (
     DAILY_JOB,
     DAY_LATE,
@@ -111,19 +112,6 @@ class RunPoint:
     seconds: float
 
 
-@dataclasses.dataclass(frozen=True)
-class Alert:
-    level: str
-    table_name: str
-    check_name: str
-    cause: str
-    summary: str
-    affected_dates: tuple[dt.date, ...]
-    occurrences: int
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-
-
 def read_day_runs(spark: SparkSession, config: Config, start: dt.date, end: dt.date) -> dict[dt.date, DayRun]:
     """The last successful daily run of each date in ``start..end`` (one row per date)."""
     runs = delta.read_table(spark, config, PIPELINE_RUNS)
@@ -188,45 +176,6 @@ def read_run_points(spark: SparkSession, config: Config, since: dt.datetime, now
     )
     return [
         RunPoint(row["job"], row["run_date"], row["status"], from_micros(int(row["started_us"])), float(row["seconds"]))
-        for row in rows
-    ]
-
-
-def read_open_alerts(spark: SparkSession, config: Config) -> list[Alert]:
-    """The open alerts, pages first, then the most recently seen."""
-    alerts = delta.read_table(spark, config, ALERT_STATE)
-    if alerts is None:
-        return []
-    level_rank = F.when(F.col("level") == "page", 0).when(F.col("level") == "ticket", 1).otherwise(2)
-    rows = (
-        alerts.filter(F.col("state") == F.lit("open"))
-        .select(
-            "level",
-            "table_name",
-            "check_name",
-            "cause",
-            "summary",
-            "affected_dates",
-            "occurrences",
-            F.unix_micros("first_seen").alias("first_us"),
-            F.unix_micros("last_seen").alias("last_us"),
-            level_rank.alias("level_rank"),
-        )
-        .orderBy("level_rank", F.col("last_us").desc())
-        .collect()
-    )
-    return [
-        Alert(
-            row["level"],
-            row["table_name"],
-            row["check_name"],
-            row["cause"],
-            row["summary"],
-            tuple(row["affected_dates"] or ()),
-            int(row["occurrences"]),
-            from_micros(int(row["first_us"])),
-            from_micros(int(row["last_us"])),
-        )
         for row in rows
     ]
 
@@ -414,7 +363,7 @@ def alerts_table(alerts: Sequence[Alert]) -> str:
         dates = ", ".join(d.isoformat() for d in a.affected_dates[:10]) + (" ..." if len(a.affected_dates) > 10 else "")
         cells = (
             a.level,
-            f"{a.table_name}.{a.check_name}",
+            a.label,
             a.cause,
             a.summary,
             dates,
@@ -501,7 +450,7 @@ def run_report(spark: SparkSession, config: Config, request: ReportRequest) -> R
     # read once for the freshness chart and the objectives (the range covers start..due)
     publications = read_publications(spark, config, *publication_range(config.slo, now, request.days))
     points = read_run_points(spark, config, now - dt.timedelta(days=request.days), now)
-    alerts = read_open_alerts(spark, config)
+    alerts = open_alerts(spark, config)
     objectives = evaluate(spark, config, now, request.days, publications)
     charts = [
         ("volume", "Daily volume", volume_chart(day_runs, dates, config)),
