@@ -118,15 +118,22 @@ def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str
     insert new keys, and replace a stored row only where the SQL condition ``newer`` holds
     (``s`` is the source row, ``t`` the stored one). ``note`` becomes the commit's userMetadata.
     """
-    columns: dict[str, str | Column] = {name: f"s.{name}" for name in source.columns}
+    _merge_by_key(source, path, key=key, columns=source.columns, replace_when=newer, note=note)
+
+
+def _merge_by_key(
+    source: DataFrame, path: str, *, key: str, columns: Sequence[str], replace_when: str, note: str
+) -> None:
+    """Insert new keys; replace the ``columns`` of a stored row where ``replace_when`` holds."""
+    values: dict[str, str | Column] = {name: f"s.{name}" for name in columns}
     spark = source.sparkSession
     with _commit_note(spark, note):
         (
             DeltaTable.forPath(spark, path)
             .alias("t")
             .merge(source.alias("s"), f"t.{key} = s.{key}")
-            .whenMatchedUpdate(condition=newer, set=columns)
-            .whenNotMatchedInsert(values=columns)
+            .whenMatchedUpdate(condition=replace_when, set=values)
+            .whenNotMatchedInsert(values=values)
             .execute()
         )
 
@@ -168,22 +175,12 @@ def merge_upsert(
     holds means the condition refused some (another writer changed them). ``note`` becomes the
     commit's userMetadata and finds the commit again, so it must be unique to the call.
     """
-    values: dict[str, str | Column] = {name: f"s.{name}" for name in columns}
-    spark = source.sparkSession
-    with _commit_note(spark, note):
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(source.alias("s"), f"t.{key} = s.{key}")
-            .whenMatchedUpdate(condition=replace_when, set=values)
-            .whenNotMatchedInsert(values=values)
-            .execute()
-        )
-    history = DeltaTable.forPath(spark, path).history(100).filter(F.col("userMetadata") == note)
-    row = history.select("operationMetrics").first()
-    if row is None:  # a MERGE that changed nothing committed nothing
+    _merge_by_key(source, path, key=key, columns=columns, replace_when=replace_when, note=note)
+    try:
+        version = committed_version(source.sparkSession, path, note)
+    except TableError:  # a MERGE that changed nothing committed nothing
         return 0
-    metrics = row["operationMetrics"] or {}
+    metrics = commit_metrics(source.sparkSession, path, version)
     return int(metrics.get("numTargetRowsInserted", 0)) + int(metrics.get("numTargetRowsUpdated", 0))
 
 
