@@ -73,33 +73,38 @@ MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", 
 
 
 @contextlib.contextmanager
-def moto_server(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """moto's server mode on a free 127.0.0.1 port (its log in ``folder``): (process, endpoint).
-    Waits until it answers; stops it by its pid on the way out."""
-    port = free_port()
-    log = folder / "moto.log"
+def local_service(
+    command: list[str], folder: Path, name: str, ready_url: str, timeout: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A service process (its log in ``folder``), awaited until ``ready_url`` answers; stopped by
+    its pid on the way out."""
+    log = folder / f"{name}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
 
         def up() -> bool:
-            assert process.poll() is None, f"moto server exited: {log.read_text()[-500:]}"
+            assert process.poll() is None, f"{name} exited: {log.read_text()[-500:]}"
             try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
-                    return True
+                with urllib.request.urlopen(ready_url, timeout=1) as response:
+                    return bool(response.status == 200)
             except OSError:
                 return False
 
-        wait_for(up, 60, "moto server")
-        yield process, endpoint
+        wait_for(up, timeout, name)
+        yield process
     finally:
         stop_process(process)
+
+
+@contextlib.contextmanager
+def moto_server(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """moto's server mode on a free 127.0.0.1 port (its log in ``folder``): (process, endpoint).
+    Waits until it answers; stops it by its pid on the way out."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    command = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", endpoint.rsplit(":", 1)[1]]
+    with local_service(command, folder, "moto", f"{endpoint}/moto-api/", 60) as process:
+        yield process, endpoint
 
 
 @pytest.fixture(scope="session")
