@@ -81,11 +81,11 @@ class DailyCounts:
 class Measured:
     counts: DailyCounts
     seen: DayObservations
-    reasons: dict[str, int]
     newest_event: dt.datetime | None
 
     def reasons_json(self) -> str:
-        return json.dumps(dict(sorted(self.reasons.items())), separators=(",", ":"))
+        """The invalid records read, by reason: ``pipeline_runs.quarantine_reasons``."""
+        return json.dumps(dict(sorted(self.seen.reasons.items())), separators=(",", ":"))
 
 
 def measure_day(
@@ -135,21 +135,11 @@ def measure_day(
     on_day = F.col("ship_date") == F.lit(run_date)
     live_on_day = on_day & ~F.col("deleted")
     latest = plan.latest.agg(
-        F.count(F.lit(1)).alias("shipments"),
-        F.count(F.when(F.col("deleted"), True)).alias("deleted"),
-        F.count(F.when(live_on_day & (F.col("ingest_date") < F.lit(run_date)), True)).alias("early"),
-        F.count(F.when(live_on_day & (F.col("ingest_date") > F.lit(run_date)), True)).alias("late"),
-        F.max(F.when(live_on_day, F.col("updated_at"))).alias("newest"),
+        *latest_stage_counts(run_date), F.max(F.when(live_on_day, F.col("updated_at"))).alias("newest")
     ).collect()[0]
     unique = [s for s in specs if s.check == "unique"]
     sums = plan.totals.agg(
-        F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
-        F.coalesce(F.sum(F.when(~on_day, F.col("shipment_count"))), F.lit(0)).alias("other_dates"),
-        F.count(F.when(on_day, True)).alias("rows_written"),
-        F.count(F.when(on_day & ~F.col("customer_known"), True)).alias("unknown_customers"),
-        F.coalesce(F.sum(F.when(on_day & ~F.col("customer_known"), F.col("shipment_count"))), F.lit(0)).alias(
-            "unknown_rows"
-        ),
+        *totals_stage_counts(run_date),
         F.count(F.when(F.col("total_charge_usd").isNull(), True)).alias("overflows"),
         *rule_counts(totals_rules, plan.totals, on_day),
         *[_repeats(spec, on_day) for spec in unique],
@@ -198,7 +188,34 @@ def measure_day(
         published=_published(spark, config, run_date) if _has(specs, "shrink") else None,
         history=_history(spark, config, run_date, specs),
     )
-    return Measured(counts, seen, dict(reasons), latest["newest"])
+    return Measured(counts, seen, latest["newest"])
+
+
+def latest_stage_counts(run_date: dt.date) -> list[Column]:
+    """Aggregates over the latest versions: ``shipments``, ``deleted``, and D's live shipments
+    whose winning version landed in an earlier (``early``) or later (``late``) ingest folder."""
+    live_on_day = (F.col("ship_date") == F.lit(run_date)) & ~F.col("deleted")
+    return [
+        F.count(F.lit(1)).alias("shipments"),
+        F.count(F.when(F.col("deleted"), True)).alias("deleted"),
+        F.count(F.when(live_on_day & (F.col("ingest_date") < F.lit(run_date)), True)).alias("early"),
+        F.count(F.when(live_on_day & (F.col("ingest_date") > F.lit(run_date)), True)).alias("late"),
+    ]
+
+
+def totals_stage_counts(run_date: dt.date) -> list[Column]:
+    """Aggregates over the totals of every ship date seen: D's shipments (``kept``), the other
+    dates' (``other_dates``), D's rows (``rows_written``), its unknown customers and their
+    shipments (``unknown_customers``, ``unknown_rows``)."""
+    on_day = F.col("ship_date") == F.lit(run_date)
+    unknown = on_day & ~F.col("customer_known")
+    return [
+        F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
+        F.coalesce(F.sum(F.when(~on_day, F.col("shipment_count"))), F.lit(0)).alias("other_dates"),
+        F.count(F.when(on_day, True)).alias("rows_written"),
+        F.count(F.when(unknown, True)).alias("unknown_customers"),
+        F.coalesce(F.sum(F.when(unknown, F.col("shipment_count"))), F.lit(0)).alias("unknown_rows"),
+    ]
 
 
 def _has(specs: Sequence[CheckSpec], kind: str) -> bool:

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch.ledger import SUCCEEDED, RunRecord, recorded_runs
+from shipments.batch.measure import latest_stage_counts, totals_stage_counts
 from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import EXIT_DISAGREE, EXIT_OK, InputError
@@ -469,23 +470,8 @@ def _recount(plan: DailyPlan, run_date: dt.date) -> Stages:
     by_reason = {row["reason"]: int(row["count"]) for row in plan.validated.groupBy("reason").count().collect()}
     read = sum(by_reason.values())
     reasons = {reason: count for reason, count in by_reason.items() if reason is not None}
-    on_day = F.col("ship_date") == F.lit(run_date)
-    live_on_day = on_day & ~F.col("deleted")
-    latest = plan.latest.agg(
-        F.count(F.lit(1)).alias("shipments"),
-        F.count(F.when(F.col("deleted"), True)).alias("deleted"),
-        F.count(F.when(live_on_day & (F.col("ingest_date") < F.lit(run_date)), True)).alias("early"),
-        F.count(F.when(live_on_day & (F.col("ingest_date") > F.lit(run_date)), True)).alias("late"),
-    ).collect()[0]
-    sums = plan.totals.agg(
-        F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
-        F.coalesce(F.sum(F.when(~on_day, F.col("shipment_count"))), F.lit(0)).alias("other_dates"),
-        F.count(F.when(on_day, True)).alias("written"),
-        F.count(F.when(on_day & ~F.col("customer_known"), True)).alias("unknown_customers"),
-        F.coalesce(F.sum(F.when(on_day & ~F.col("customer_known"), F.col("shipment_count"))), F.lit(0)).alias(
-            "unknown_rows"
-        ),
-    ).collect()[0]
+    latest = plan.latest.agg(*latest_stage_counts(run_date)).collect()[0]
+    sums = plan.totals.agg(*totals_stage_counts(run_date)).collect()[0]
     invalid = sum(reasons.values())
     return Stages(
         read=read,
@@ -496,7 +482,7 @@ def _recount(plan: DailyPlan, run_date: dt.date) -> Stages:
         kept=sums["kept"],
         unknown_customers=sums["unknown_customers"],
         unknown_rows=sums["unknown_rows"],
-        written=sums["written"],
+        written=sums["rows_written"],
         early=latest["early"],
         late=latest["late"],
         reasons=reasons,
