@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import json
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from shipments.config import Config
 from shipments.devtools.generate import generate_raw_zone
 from shipments.ops_config import CheckSpec, QualityConfig
 from tests.helpers.lake import LOCAL_CONF, daily
+from tests.helpers.lake import totals as totals_of
 
 DAY = dt.date(2026, 11, 4)  # a Wednesday
 
@@ -199,3 +203,60 @@ def test_a_backfill_broken_by_one_upstream_field_raises_one_alert_naming_every_d
     assert sorted(alert["affected_dates"]) == dates  # type: ignore[type-var]
     failed = spark.read.format("delta").load(str(lake / "dq_results")).filter(~F.col("passed"))
     assert sorted(r.run_date for r in failed.filter(F.col("check_name") == "schema").collect()) == dates
+
+
+def _producer_line(number: int, created_key: str = "created_at", region: str = "EU") -> str:
+    """A record as another producer writes it: keys in its own order, numbers as numbers."""
+    record = {
+        "weight_kg": 2.5,
+        "charge_usd": 10.25,
+        "destination_region": "NA",
+        "origin_region": region,
+        "status": "CREATED",
+        "updated_at": "2026-11-04T09:00:00+01:00",
+        created_key: "2026-11-04T09:00:00+01:00",
+        "customer_id": "C1",
+        "shipment_id": f"P{number:04d}",
+    }
+    return json.dumps(record)
+
+
+def test_checks_on_files_as_other_producers_write_them_under_ansi(
+    spark: SparkSession, raw: Path, lake: Path, config: Config
+) -> None:
+    (raw / "customers").mkdir(parents=True)
+    # As Excel saves CSV: CRLF line ends, a quoted name holding a comma.
+    customers = 'customer_id,customer_name,segment,region\r\nC1,"Acme, Inc.",SMB,EU\r\n'
+    (raw / "customers" / "customers.csv").write_text(customers)
+    folder = raw / "shipments" / f"ingest_date={DAY}"
+    folder.mkdir(parents=True)
+    # One producer moved to camelCase (gzip, a name with a space and brackets); another still
+    # writes the contract's names, with regions as people type them.
+    with gzip.open(folder / "export (1).jsonl.gz", "wt") as renamed:
+        renamed.write("\n".join(_producer_line(n, created_key="createdAt") for n in range(12)) + "\n")
+    regions = ["EU", " EU ", "eu", "NA"] * 3
+    (folder / "part-0000.json").write_text(
+        "\n".join(_producer_line(100 + n, region=r) for n, r in enumerate(regions)) + "\n"
+    )
+    schema = CheckSpec(name="schema", check="schema", min_rows=10)
+    regions_rule = CheckSpec(
+        name="regions", check="accepted_values", column="origin_region", values=("EU", "NA"), severity="quarantine"
+    )
+    spark.conf.set("spark.sql.ansi.enabled", "true")
+    try:
+        with pytest.raises(ChecksFailed, match=r"'created_at' missing from every record of 1 file"):
+            run_daily(spark, _with(config, schema, regions_rule), DailyRequest(DAY))
+        [failed] = [r for r in _results(spark, lake, "schema") if not r["passed"]]
+        assert failed["sample_keys"] == ["export (1).jsonl.gz"] and failed["observed"] == 1.0
+
+        warned = dataclasses.replace(schema, severity="warn", alert="log")
+        result = run_daily(spark, _with(config, warned, regions_rule), DailyRequest(DAY))
+    finally:
+        spark.conf.set("spark.sql.ansi.enabled", "false")
+    # 24 read: 12 renamed (missing created_at), 3 lower-case regions quarantined by the rule; the
+    # padded " EU " is trimmed and accepted. 09:00+01:00 is 08:00 UTC on D.
+    assert (result.counts.read, result.counts.quarantined, result.counts.kept) == (24, 15, 9)
+    stored = spark.read.format("delta").load(str(lake / "quarantine" / "shipments"))
+    by_reason = Counter(r.reason for r in stored.collect())
+    assert by_reason == {"missing_field:created_at": 12, "check:regions": 3}
+    assert totals_of(spark, lake) == [(DAY, "C1", "Acme, Inc.", "SMB", "EU", 9, 0, 22.5, Decimal("92.25"))]

@@ -177,9 +177,10 @@ def measure_day(
         kept=counts.kept,
         unknown_rows=counts.unknown_customer_rows,
         reasons=dict(reasons),
-        worst_files=tuple(path.rsplit("/", 1)[-1] for path, _ in rejected.most_common(_SAMPLES)),
+        worst_files=tuple(fs.file_name(path) for path, _ in rejected.most_common(_SAMPLES)),
         drifted_records=sum(per_file[path] for path in drifted),
-        vanished=vanished,
+        drifted_files=len(drifted),
+        vanished={field: tuple(fs.file_name(p) for p in paths) for field, paths in vanished.items()},
         new_fields=_new_fields(spark, config, files, run_date) if _has(specs, "schema") else {},
         rule_failures=dict(rule_failures),
         rule_rows={RECORDS: read - quarantined, TOTALS: counts.rows_written},
@@ -275,7 +276,7 @@ def _new_fields(
             continue
         if isinstance(record, dict):
             for name in sorted(set(record) - known):
-                found.setdefault(str(name), []).append(f.path.rsplit("/", 1)[-1])
+                found.setdefault(str(name), []).append(fs.file_name(f.path))
     return {name: tuple(paths) for name, paths in found.items()}
 
 

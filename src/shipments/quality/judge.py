@@ -25,7 +25,7 @@ MAD_TO_SIGMA = 1.4826
 class DayObservations:
     """What one daily run measured for its checks.
 
-    ``vanished``: required field -> input files in which every record lacks it; ``new_fields``:
+    ``vanished``: required field -> names of the input files in which no record has it; ``new_fields``:
     field -> files whose first record carries it though the contract does not name it;
     ``rule_failures``: row-rule name -> rows breaking it, out of ``rule_rows[table]``;
     ``duplicate_keys``: unique-check name -> rows beyond the first per key; ``published``: the
@@ -42,6 +42,7 @@ class DayObservations:
     worst_files: tuple[str, ...] = ()
     # Records of the files in ``vanished``: all invalid, and the schema check's to report.
     drifted_records: int = 0
+    drifted_files: int = 0
     vanished: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     new_fields: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     rule_failures: Mapping[str, int] = dataclasses.field(default_factory=dict)
@@ -72,6 +73,7 @@ def _share(part: int, whole: int) -> float:
 
 
 def _schema(spec: CheckSpec, seen: DayObservations, _: bool) -> CheckResult:
+    # Names, not paths: two days' folders may each hold a part-00000.jsonl (counted apart).
     files = sorted({f for found in seen.vanished.values() for f in found})
     new = "; ".join(f"new field {name!r} in {len(found)} file(s)" for name, found in sorted(seen.new_fields.items()))
     if not seen.vanished:
@@ -82,11 +84,7 @@ def _schema(spec: CheckSpec, seen: DayObservations, _: bool) -> CheckResult:
     )
     cause = "vanished:" + ",".join(sorted(seen.vanished))
     detail = f"{gone}{f'; {new}' if new else ''} (renamed upstream?)"
-    return CheckResult(spec, False, len(files), 0, detail, cause, tuple(_base(f) for f in files))
-
-
-def _base(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
+    return CheckResult(spec, False, seen.drifted_files, 0, detail, cause, tuple(files))
 
 
 def _row_rule(spec: CheckSpec, seen: DayObservations, _: bool) -> CheckResult:

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -22,6 +23,12 @@ class FileStatus:
     size: int
     modified_ms: int
     is_file: bool
+
+
+def file_name(uri: str) -> str:
+    """The last part of a path or of the URI Spark gives a file (``_metadata.file_path``, which
+    percent-encodes it), as people name the file: ``export%20(1).jsonl`` -> ``export (1).jsonl``."""
+    return urllib.parse.unquote(uri.rstrip("/").rsplit("/", 1)[-1])
 
 
 def jvm(spark: SparkSession) -> Any:
