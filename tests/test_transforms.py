@@ -151,12 +151,15 @@ VERSION_SCHEMA = T.StructType(
         T.StructField("charge_usd", T.DecimalType(18, 2)),
         T.StructField("ship_date", T.DateType()),
         T.StructField("deleted", T.BooleanType()),
+        T.StructField("ingest_date", T.DateType()),
     ]
 )
 T0 = dt.datetime(2026, 11, 2, 10, 0)
 
 
-def _version(sid: str, minutes: int, status: str, charge: str = "10.00", customer: str = "C1") -> tuple:
+def _version(
+    sid: str, minutes: int, status: str, charge: str = "10.00", customer: str = "C1", ingest_days: int = 0
+) -> tuple:
     return (
         sid,
         customer,
@@ -169,6 +172,7 @@ def _version(sid: str, minutes: int, status: str, charge: str = "10.00", custome
         Decimal(charge),
         T0.date(),
         False,
+        T0.date() + dt.timedelta(days=ingest_days),
     )
 
 
@@ -179,11 +183,14 @@ def test_latest_version_wins_whatever_the_order(spark: SparkSession) -> None:
             _version("S1", 0, "CREATED"),
             _version("S1", 0, "CREATED"),  # exact re-send
             _version("S2", 5, "CANCELLED"),
-            _version("S2", 5, "CANCELLED"),
+            _version("S2", 5, "CANCELLED", ingest_days=1),  # re-sent in the next day's folder
         ],
         VERSION_SCHEMA,
     )
-    expected = spark.createDataFrame([_version("S1", 30, "DELIVERED"), _version("S2", 5, "CANCELLED")], VERSION_SCHEMA)
+    # The same content landed twice collapses to one row that names the later folder.
+    expected = spark.createDataFrame(
+        [_version("S1", 30, "DELIVERED"), _version("S2", 5, "CANCELLED", ingest_days=1)], VERSION_SCHEMA
+    )
     assert_df_equality(
         versions.transform(to_latest_versions),
         expected,

@@ -26,9 +26,9 @@ _VERSION_FIELDS = (
 def to_latest_versions(shipments: DataFrame) -> DataFrame:
     """One row per ``shipment_id``: the version with the greatest ``updated_at``.
 
-    Requires the valid-shipment columns (``shipment_id``, ``updated_at``, ...). Two versions
-    with the same ``updated_at`` but different content are settled by comparing the remaining
-    fields in ``_VERSION_FIELDS`` order (``deleted`` first, so a DMS delete wins a tie), so the
+    Requires the valid-shipment columns (``shipment_id``, ``updated_at``, ..., ``ingest_date``).
+    Two versions with the same ``updated_at`` but different content are settled by comparing the
+    remaining fields in ``_VERSION_FIELDS`` order (``deleted`` first, so a DMS delete wins a tie), so the
     winner never depends on file or task order and reruns are identical. Exact re-sends
     collapse to one row. A shipment whose latest version is a delete keeps that row
     (``deleted`` true): ``filter_live`` leaves it out of the totals.
