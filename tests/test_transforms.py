@@ -201,7 +201,8 @@ def test_latest_version_wins_whatever_the_order(spark: SparkSession) -> None:
 
 
 def test_tied_versions_are_settled_the_same_way_every_time(spark: SparkSession) -> None:
-    tied = [_version("S1", 0, "CREATED", "10.00"), _version("S1", 0, "CREATED", "12.00")]
+    # The losing content landed a day later: the folder never decides between different contents.
+    tied = [_version("S1", 0, "CREATED", "10.00", ingest_days=1), _version("S1", 0, "CREATED", "12.00")]
     for rows in (tied, tied[::-1]):
         latest = spark.createDataFrame(rows, VERSION_SCHEMA).transform(to_latest_versions).collect()
         assert [r.charge_usd for r in latest] == [Decimal("12.00")]
