@@ -28,9 +28,10 @@ def to_latest_versions(shipments: DataFrame) -> DataFrame:
 
     Requires the valid-shipment columns (``shipment_id``, ``updated_at``, ..., ``ingest_date``).
     Two versions with the same ``updated_at`` but different content are settled by comparing the
-    remaining fields in ``_VERSION_FIELDS`` order (``deleted`` first, so a DMS delete wins a tie), so the
-    winner never depends on file or task order and reruns are identical. Exact re-sends
-    collapse to one row. A shipment whose latest version is a delete keeps that row
+    remaining fields in ``_VERSION_FIELDS`` order (``deleted`` first, so a DMS delete wins a
+    tie; ``ingest_date`` last, so the folder only names where an exact re-send came from), so
+    the winner never depends on file or task order and reruns are identical. Exact re-sends
+    collapse to one row, from the latest folder. A shipment whose latest version is a delete keeps that row
     (``deleted`` true): ``filter_live`` leaves it out of the totals.
 
     A grouped ``max`` of a struct (rather than a window) lets Spark combine map-side, so exact
