@@ -1,6 +1,7 @@
 """Lineage (optional): with ``lineage.enabled`` a daily run's OpenLineage run events land in the
 configured file (file transport only: nothing leaves the machine); off, the default, no listener
-is configured. Each case is its own process: the listener is fixed when the JVM's context starts.
+is configured. The daily run is its own process: the listener is fixed when the JVM's context
+starts, so the suite's shared session (lineage off, as configured by default) cannot show it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql import SparkSession
 
+from shipments.config import load_config
 from shipments.devtools.generate import generate_raw_zone
+from shipments.session import lineage_jars_dir, lineage_settings, local_jars
 
 pytestmark = pytest.mark.slow
 
@@ -24,18 +28,6 @@ LOCAL_CONF = ROOT / "conf" / "local.yaml"
 LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
 NAMESPACE = "shipments-lineage-test"
 DAY = dt.date(2026, 11, 2)
-
-# What the CLI does before a run: load the config, build the session with its lineage section.
-PROBE = """
-import json, sys
-from shipments.config import load_config
-from shipments.session import build_spark
-config = load_config(sys.argv[1])
-spark = build_spark(config.spark, "shipments-lineage-probe", lineage=config.lineage)
-conf = dict(spark.sparkContext.getConf().getAll())
-spark.stop()
-print(json.dumps(conf))
-"""
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -79,26 +71,29 @@ def test_daily_run_writes_openlineage_events_to_the_file(tmp_path: Path) -> None
     assert any(event["run"]["runId"] in runs for event in reads_raw if event["eventType"] == "COMPLETE")
 
 
-@pytest.mark.parametrize("enabled", [False, True], ids=["off-by-default", "on"])
-def test_listener_is_configured_only_when_lineage_is_enabled(tmp_path: Path, enabled: bool) -> None:
-    lineage = "lineage: {enabled: true, output: events.jsonl}\n" if enabled else ""
-    conf = _write_conf(tmp_path, lineage)
+def test_lineage_is_off_by_default(spark: SparkSession) -> None:
+    """The suite's session is built by the project's builder from conf/local.yaml, as the CLI
+    builds it: no listener, no OpenLineage settings, no listener jar."""
+    assert not load_config(LOCAL_CONF).lineage.enabled
+    settings = dict(spark.sparkContext.getConf().getAll())
+    assert "spark.extraListeners" not in settings
+    assert {key for key in settings if key.startswith("spark.openlineage.")} == set()
+    assert [jar for jar in settings["spark.jars"].split(",") if "openlineage" in jar] == []
 
-    done = _run(["-c", PROBE, str(conf)])
 
-    assert done.returncode == 0, done.stderr[-3000:]
-    settings = json.loads(done.stdout.strip().splitlines()[-1])
-    lineage_settings = {key: value for key, value in settings.items() if key.startswith("spark.openlineage.")}
-    listener_jars = [jar for jar in settings["spark.jars"].split(",") if "openlineage" in jar]
-    if enabled:
-        assert settings.get("spark.extraListeners") == LISTENER
-        assert lineage_settings == {
-            "spark.openlineage.transport.type": "file",
-            "spark.openlineage.transport.location": str(tmp_path.resolve() / "events.jsonl"),
-            "spark.openlineage.namespace": "shipments",
-        }
-        assert len(listener_jars) == 1
-    else:
-        assert "spark.extraListeners" not in settings
-        assert lineage_settings == {}
-        assert listener_jars == []
+def test_enabled_lineage_adds_the_listener_its_jar_and_the_file_transport_only(tmp_path: Path) -> None:
+    """What build_spark adds when lineage is on (the daily run above proves the listener runs)."""
+    config = load_config(_write_conf(tmp_path, "lineage: {enabled: true, output: events.jsonl}\n"))
+
+    assert lineage_settings(config.lineage) == {
+        "spark.extraListeners": LISTENER,
+        "spark.openlineage.transport.type": "file",
+        "spark.openlineage.transport.location": str(tmp_path.resolve() / "events.jsonl"),
+        "spark.openlineage.namespace": "shipments",
+    }
+    # a listener the platform or the config already names is kept, before ours
+    kept = lineage_settings(config.lineage, "com.example.Audit")
+    assert kept["spark.extraListeners"] == f"com.example.Audit,{LISTENER}"
+    jars = local_jars(lineage_jars_dir(config.spark))
+    assert len(jars) == 1 and "openlineage-spark" in jars[0]
+    assert lineage_settings(load_config(LOCAL_CONF).lineage) == {}
