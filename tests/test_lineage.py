@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from shipments.config import load_config
 from shipments.devtools.generate import generate_raw_zone
-from shipments.session import lineage_jars_dir, lineage_settings, local_jars
+from shipments.session import lineage_settings, local_jars, local_startup_settings
 
 pytestmark = pytest.mark.slow
 
@@ -72,8 +72,9 @@ def test_daily_run_writes_openlineage_events_to_the_file(tmp_path: Path) -> None
 
 
 def test_lineage_is_off_by_default(spark: SparkSession) -> None:
-    """The suite's session is built by the project's builder from conf/local.yaml, as the CLI
-    builds it: no listener, no OpenLineage settings, no listener jar."""
+    """The suite's session, built by the project's builder from conf/local.yaml's Spark section
+    (without its lineage section: the test below checks what that adds): no listener, no
+    OpenLineage settings, no listener jar."""
     assert not load_config(LOCAL_CONF).lineage.enabled
     settings = dict(spark.sparkContext.getConf().getAll())
     assert "spark.extraListeners" not in settings
@@ -82,18 +83,22 @@ def test_lineage_is_off_by_default(spark: SparkSession) -> None:
 
 
 def test_enabled_lineage_adds_the_listener_its_jar_and_the_file_transport_only(tmp_path: Path) -> None:
-    """What build_spark adds when lineage is on (the daily run above proves the listener runs)."""
+    """What a local session starts with when lineage is on, as build_spark sets it (the daily
+    run above proves the listener then runs), and when it is off."""
     config = load_config(_write_conf(tmp_path, "lineage: {enabled: true, output: events.jsonl}\n"))
 
-    assert lineage_settings(config.lineage) == {
+    startup = local_startup_settings(config.spark, config.lineage)
+
+    assert {key: value for key, value in startup.items() if key != "spark.jars"} == {
         "spark.extraListeners": LISTENER,
         "spark.openlineage.transport.type": "file",
         "spark.openlineage.transport.location": str(tmp_path.resolve() / "events.jsonl"),
         "spark.openlineage.namespace": "shipments",
     }
+    listener_jars = [jar for jar in startup["spark.jars"].split(",") if "openlineage" in jar]
+    assert len(listener_jars) == 1 and "openlineage-spark" in listener_jars[0]
     # a listener the platform or the config already names is kept, before ours
     kept = lineage_settings(config.lineage, "com.example.Audit")
     assert kept["spark.extraListeners"] == f"com.example.Audit,{LISTENER}"
-    jars = local_jars(lineage_jars_dir(config.spark))
-    assert len(jars) == 1 and "openlineage-spark" in jars[0]
-    assert lineage_settings(load_config(LOCAL_CONF).lineage) == {}
+    off = load_config(LOCAL_CONF)
+    assert local_startup_settings(off.spark, off.lineage) == {"spark.jars": ",".join(local_jars(off.spark.jars_dir))}

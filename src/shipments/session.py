@@ -92,6 +92,24 @@ def lineage_settings(lineage: LineageConfig, listeners: str = "") -> dict[str, s
     }
 
 
+def local_startup_settings(config: SparkConfig, lineage: LineageConfig) -> dict[str, str]:
+    """The static settings a local session starts with: ``spark.jars`` (the pinned jars, plus
+    the OpenLineage listener's when lineage is on) and the listener's own settings.
+
+    The listener's jar goes beside Delta on ``spark.jars`` (one class loader), not on the
+    driver's class path: the listener recognizes Delta's write commands by their classes.
+
+    Raises:
+        ConfigError: the jars are missing (set-up was not run).
+    """
+    jars = local_jars(config.jars_dir)
+    if not lineage.enabled:
+        return {"spark.jars": ",".join(jars)}
+    jars += local_jars(lineage_jars_dir(config))
+    listener = lineage_settings(lineage, config.settings.get("spark.extraListeners", ""))
+    return {"spark.jars": ",".join(jars), **listener}
+
+
 def build_spark(
     config: SparkConfig,
     app_name: str = "shipments",
@@ -114,17 +132,11 @@ def build_spark(
     """
     lineage = lineage or LineageConfig()
     builder = SparkSession.builder.appName(app_name)
-    listener: dict[str, str] = {}
+    startup: dict[str, str] = {}
     if config.platform == "local":
-        jars = local_jars(config.jars_dir)
-        if lineage.enabled:
-            # Beside Delta on spark.jars (one class loader), not on the driver's class path: the
-            # listener recognizes Delta's write commands by their classes.
-            jars += local_jars(lineage_jars_dir(config))
-            listener = lineage_settings(lineage, config.settings.get("spark.extraListeners", ""))
+        startup = local_startup_settings(config, lineage)
         builder = (
             builder.master(config.master)
-            .config("spark.jars", ",".join(jars))
             # Python workers run this interpreter (the venv), which can import shipments; not
             # whatever `python3` comes first on PATH.
             .config("spark.pyspark.python", sys.executable)
@@ -145,7 +157,9 @@ def build_spark(
     register_secrets({**config.settings, **runtime})
     builder = builder.config("spark.redaction.regex", SPARK_REDACTION_REGEX)
     # The listener's settings are static (read once, when the context starts): never in runtime.
-    settings = {**DELTA_SETTINGS, **config.settings, **listener, **runtime}
+    # The pinned jars come first: a spark.jars of the config's own replaces them.
+    jars = {key: startup.pop(key) for key in ("spark.jars",) if key in startup}
+    settings = {**jars, **DELTA_SETTINGS, **config.settings, **startup, **runtime}
     log.debug("%s: Spark settings %s", app_name, mask_settings(settings))
     for key, value in settings.items():
         builder = builder.config(key, value)
