@@ -19,7 +19,8 @@ LOCAL_CONF = ROOT / "conf" / "local.yaml"
 
 # Tests run with the machine's zone deliberately far from UTC: a job that forgot to pin the
 # session to UTC would put records on the wrong day and fail the exact-content assertions.
-os.environ.setdefault("TZ", "America/Los_Angeles")
+# Set, not defaulted: a TZ=UTC exported by a container or CI image would hide exactly that bug.
+os.environ["TZ"] = "America/Los_Angeles"
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ from tests.conftest import LOCAL_CONF, ROOT
 START = dt.date(2026, 11, 1)
 END = dt.date(2026, 11, 7)
 DAYS = date_range(START, END)
-GENERATED_DAYS = 8  # one more than the backfill, so the last date has its lookback folder
+GENERATED_DAYS = len(DAYS) + 1  # one more than the backfill, so the last date has its lookback folder
 
 
 def _config(raw: Path, lake: Path) -> Config:

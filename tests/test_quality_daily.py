@@ -19,6 +19,7 @@ from shipments.batch.daily import ChecksFailed, DailyRequest, run_daily
 from shipments.batch.ledger import SUCCEEDED, RunRecord, record_run
 from shipments.cli import main
 from shipments.config import Config
+from shipments.dates import date_range
 from shipments.devtools.generate import generate_raw_zone
 from shipments.ops_config import CheckSpec, QualityConfig
 from tests.helpers.lake import LOCAL_CONF, daily
@@ -187,19 +188,18 @@ def test_the_ledger_keeps_the_stage_counts(spark: SparkSession, raw: Path, lake:
 def test_a_backfill_broken_by_one_upstream_field_raises_one_alert_naming_every_date(
     spark: SparkSession, raw: Path, lake: Path
 ) -> None:
-    start = dt.date(2026, 10, 1)
     # twelve dates: the grouping is the same for any number; each date is a whole daily run
-    generate_raw_zone(raw, start, 14, shipments_per_day=60, customers=10, seed=9, gzip_share=0)
+    dates = date_range(dt.date(2026, 10, 1), dt.date(2026, 10, 12))
+    # and two folders more, the last dates' lookback
+    generate_raw_zone(raw, dates[0], len(dates) + 2, shipments_per_day=60, customers=10, seed=9, gzip_share=0)
     for path in (raw / "shipments").rglob("*.json*"):
         path.write_text(path.read_text().replace('"created_at"', '"created"'))
-    end = start + dt.timedelta(days=11)
-    arguments = ["--start", str(start), "--end", str(end), "--raw", str(raw), "--lake", str(lake)]
+    arguments = ["--start", str(dates[0]), "--end", str(dates[-1]), "--raw", str(raw), "--lake", str(lake)]
     assert main(["backfill", *arguments, "--parallelism", "2"]) == 1
 
     totals = spark.read.format("delta").load(str(lake / "shipment_daily_totals"))
     assert totals.count() == 0
     [alert] = _alerts(spark, lake)
-    dates = [start + dt.timedelta(days=i) for i in range(12)]
     assert (alert["check_name"], alert["level"], alert["cause"]) == ("schema", "page", "vanished:created_at")
     assert sorted(alert["affected_dates"]) == dates  # type: ignore[type-var]
     failed = spark.read.format("delta").load(str(lake / "dq_results")).filter(~F.col("passed"))
