@@ -1,20 +1,21 @@
-"""Backfill: 30 days at parallelism 1, 2 and 4, and the cost of rewriting one day as the table grows.
+"""Backfill: 30 days in passes against one day and against a bare Spark read+write, isolated
+runs for comparison, and the cost of rewriting one day as the table grows (issue 11, goals 2-3).
 
     python -m bench backfill          (with the other benchmarks: python -m bench)
     python -m bench.bench_backfill    (alone; same result file)
 
-A raw zone of 31 ingest dates (``SHIPMENTS_PER_DAY`` times ``BENCH_SCALE`` shipments a day; the
-31st is the lookback of the 30th) is generated once and reused. In one long-lived SparkSession:
+Two raw zones of 31 ingest dates (the 31st is the lookback of the 30th) are generated once and
+reused: ``SMALL_PER_DAY`` and ``LARGE_PER_DAY`` shipments a day, both times ``BENCH_SCALE``. In
+one long-lived SparkSession:
 
-(a) ``shipments.batch.backfill.run_backfill`` for the 30 dates on a fresh lake, at parallelism 1, 2,
-    4 and 1 again (wall time of the whole backfill; 30 daily runs already average out, and the
-    two parallelism-1 runs bracket the others against drifting load);
-(b) one date re-run with ``run_daily`` in the 30-day lake against the same date re-run in a lake
-    that holds only that date, interleaved ``BENCH_REPEATS`` times (median): the goal is that a
-    day costs at most 1.2x as much to rewrite in a 30-day table as in a 1-day table.
-
-Every run writes its partition with a ``replaceWhere`` on the partition column, so (b) measures
-what the extra history (30+ commits, a checkpoint, 30 partitions) costs a rewrite.
+(a) small zone: ``run_backfill`` of the 30 dates in passes (the default config: one pass) against
+    ``run_daily`` of one of those dates, each on a fresh lake, interleaved ``repeats()`` times
+    (median). Goal: 30 days in at most 3x the time of one day. For context, the 30 dates as
+    isolated runs (``daily.backfill_pass_mb`` 0) at parallelism 2, once.
+(b) large zone: the backfill in passes against a bare Spark read+write of the same 32 folders
+    (the fixed schema, written as Parquet), interleaved, median. Goal: at most 1.3x.
+(c) one date re-run with ``run_daily`` in the 30-day lake of (a) against the same date in a lake
+    holding only that date, interleaved ``REWRITE_REPEATS`` times (median). Goal: at most 1.1x.
 """
 
 from __future__ import annotations
@@ -29,22 +30,26 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from bench.common import LOCAL_CONF, config, load_average, median, repeats, scale, spark_session, table, timed
-from shipments.batch.backfill import BackfillRequest, run_backfill
+from bench.common import LOCAL_CONF, config, load_average, median, repeats, scale, spark_session, timed
+from shipments.batch.backfill import BackfillRequest, BackfillResult, run_backfill
 from shipments.batch.daily import DailyRequest, run_daily
-from shipments.config import load_config
+from shipments.config import Config, load_config
 from shipments.devtools.generate import generate_raw_zone
+from shipments.model.shipments import RAW_SHIPMENT_SCHEMA
 from shipments.session import build_spark
 
 START = dt.date(2026, 10, 1)
 DAYS = 30
-SHIPMENTS_PER_DAY = 1_000
+END = START + dt.timedelta(days=DAYS - 1)
+SMALL_PER_DAY = 1_000
+LARGE_PER_DAY = 100_000
 SEED = 31
-# Parallelism 1 is measured first and again last: the speed-ups are against the mean of the two,
-# so a drift in the machine's load or the JVM's warm-up over the run biases no level in particular.
-PARALLELISM = (1, 2, 4, 1)
-REWRITE_DATE = START + dt.timedelta(days=14)
-GOAL = 1.2
+ONE_DAY = START + dt.timedelta(days=14)
+REWRITE_DATE = ONE_DAY
+REWRITE_REPEATS = 5
+GOAL_VS_ONE_DAY = 3.0
+GOAL_VS_BARE = 1.3
+GOAL_REWRITE = 1.1
 
 
 def _session() -> SparkSession:
@@ -68,120 +73,126 @@ def _raw_zone(folder: Path, shipments_per_day: int) -> Path:
     return folder
 
 
+def _isolated(settings: Config) -> Config:
+    return dataclasses.replace(settings, daily=dataclasses.replace(settings.daily, backfill_pass_mb=0))
+
+
+def _backfill(spark: SparkSession, settings: Config, lake: Path, parallelism: int = 1) -> BackfillResult:
+    shutil.rmtree(lake, ignore_errors=True)
+    out, err = text_io.StringIO(), text_io.StringIO()
+    result = run_backfill(spark, settings, BackfillRequest(START, END, parallelism=parallelism), out=out, err=err)
+    if result.failed or len(result.outcomes) != DAYS:
+        raise RuntimeError(f"backfill failed: {result.summary()}\n{out.getvalue()}")
+    return result
+
+
+def _one_day(spark: SparkSession, settings: Config, lake: Path) -> None:
+    shutil.rmtree(lake, ignore_errors=True)
+    run_daily(spark, settings, DailyRequest(ONE_DAY))
+
+
+def _bare(spark: SparkSession, raw: Path, out: Path) -> None:
+    """Read the 32 folders a 30-day backfill reads with the fixed schema; write Parquet."""
+    folders = [str(p) for p in sorted((raw / "shipments").glob("ingest_date=*"))]
+    spark.read.schema(RAW_SHIPMENT_SCHEMA).json(folders).write.mode("overwrite").parquet(str(out))
+
+
+def _passes(result: BackfillResult) -> int:
+    return len({o.run_id for o in result.outcomes})
+
+
 def run(workdir: Path) -> str:
     spark = _session()
-    mode = spark.sparkContext.getConf().get("spark.scheduler.mode", "FIFO")
-    per_day = max(100, round(SHIPMENTS_PER_DAY * scale()))
-    raw = _raw_zone(workdir / f"raw-{per_day}", per_day)
-    end = START + dt.timedelta(days=DAYS - 1)
+    small_n = max(100, round(SMALL_PER_DAY * scale()))
+    large_n = max(1_000, round(LARGE_PER_DAY * scale()))
+    small = _raw_zone(workdir / f"raw-{small_n}", small_n)
+    large = _raw_zone(workdir / f"raw-{large_n}", large_n)
+    loads = [load_average()]
 
     # Warm-up (untimed): class loading, JIT and Delta's first-use costs belong to no number.
-    warm = workdir / "lake-warmup"
-    shutil.rmtree(warm, ignore_errors=True)
-    run_daily(spark, config(raw, warm), DailyRequest(START))
+    _one_day(spark, config(small, workdir / "lake-warmup"), workdir / "lake-warmup")
+    _backfill(spark, config(small, workdir / "lake-warmup"), workdir / "lake-warmup")
 
-    backfills: list[tuple[int, float, str]] = []
-    lakes: dict[int, Path] = {}
-    for parallelism in PARALLELISM:
-        lake = workdir / f"lake-p{parallelism}"
-        shutil.rmtree(lake, ignore_errors=True)
-        out, err = text_io.StringIO(), text_io.StringIO()
-        load_before = load_average()
-        seconds, result = timed(
-            lambda lake=lake, parallelism=parallelism, out=out, err=err: run_backfill(
-                spark, config(raw, lake), BackfillRequest(START, end, parallelism=parallelism), out=out, err=err
-            )
-        )
-        if result.failed:
-            raise RuntimeError(f"backfill at parallelism {parallelism} failed: {result.summary()}\n{out.getvalue()}")
-        backfills.append((parallelism, seconds, f"{load_before} / {load_average()}"))
-        lakes[parallelism] = lake
-        print(f"  backfill {DAYS} days, parallelism {parallelism}: {seconds:.1f}s", flush=True)
-
-    # The same date rewritten in a 30-day table and in a table holding only that date.
-    big = lakes[max(PARALLELISM)]
-    small = workdir / "lake-one-day"
-    shutil.rmtree(small, ignore_errors=True)
-    run_daily(spark, config(raw, small), DailyRequest(REWRITE_DATE))
-    rewrite: dict[str, list[float]] = {"1-day table": [], "30-day table": []}
+    # (a) 30 days in passes against one day, interleaved.
+    times: dict[str, list[float]] = {"backfill": [], "one day": [], "bare": [], "large backfill": []}
+    passes = 0
     for _ in range(repeats()):
-        # Interleaved, so a burst of load from other work hits both alike.
-        for label, lake in (("1-day table", small), ("30-day table", big)):
-            seconds, _ = timed(lambda lake=lake: run_daily(spark, config(raw, lake), DailyRequest(REWRITE_DATE)))
+        lake = workdir / "lake-30"
+        seconds, result = timed(lambda lake=lake: _backfill(spark, config(small, lake), lake))
+        times["backfill"].append(seconds)
+        passes = _passes(result)
+        day = workdir / "lake-1"
+        times["one day"].append(timed(lambda day=day: _one_day(spark, config(small, day), day))[0])
+    print(f"  30 days in passes {median(times['backfill']):.1f}s, one day {median(times['one day']):.1f}s", flush=True)
+    isolated_lake = workdir / "lake-isolated"
+    isolated, _ = timed(lambda: _backfill(spark, _isolated(config(small, isolated_lake)), isolated_lake, 2))
+    print(f"  30 days as isolated runs, parallelism 2: {isolated:.1f}s", flush=True)
+    loads.append(load_average())
+
+    # (b) the large zone in passes against a bare Spark read+write of its folders, interleaved.
+    large_passes = 0
+    for _ in range(repeats()):
+        lake = workdir / "lake-large"
+        seconds, result = timed(lambda lake=lake: _backfill(spark, config(large, lake), lake))
+        times["large backfill"].append(seconds)
+        large_passes = _passes(result)
+        times["bare"].append(timed(lambda: _bare(spark, large, workdir / "bare"))[0])
+    print(f"  large: passes {median(times['large backfill']):.1f}s, bare {median(times['bare']):.1f}s", flush=True)
+    loads.append(load_average())
+
+    # (c) the same date rewritten in the 30-day table of (a) and in a table holding only it.
+    thirty_lake, one_lake = workdir / "lake-30", workdir / "lake-1"
+    rewrite: dict[str, list[float]] = {"1-day table": [], "30-day table": []}
+    for _ in range(REWRITE_REPEATS):
+        for label, lake in (("1-day table", one_lake), ("30-day table", thirty_lake)):
+            seconds, _ = timed(lambda lake=lake: run_daily(spark, config(small, lake), DailyRequest(REWRITE_DATE)))
             rewrite[label].append(seconds)
-    one, thirty = median(rewrite["1-day table"]), median(rewrite["30-day table"])
-    print(f"  rewrite {REWRITE_DATE}: 1-day table {one:.1f}s, 30-day table {thirty:.1f}s", flush=True)
-    return _report(per_day, mode, backfills, rewrite, one, thirty)
+    loads.append(load_average())
+    input_mb = sum(p.stat().st_size for p in (large / "shipments").rglob("*") if p.is_file()) / 1e6
+    return _report(small_n, large_n, input_mb, times, isolated, (passes, large_passes), rewrite, loads)
+
+
+def _verdict(ratio: float, goal: float) -> str:
+    return f"**{ratio:.2f}x**, goal <= {goal}x: {'PASS' if ratio <= goal else 'MISS'}"
 
 
 def _report(
-    per_day: int,
-    mode: str,
-    backfills: list[tuple[int, float, str]],
+    small_n: int,
+    large_n: int,
+    input_mb: float,
+    times: dict[str, list[float]],
+    isolated: float,
+    passes: tuple[int, int],
     rewrite: dict[str, list[float]],
-    one: float,
-    thirty: float,
+    loads: list[str],
 ) -> str:
-    base = median([s for p, s, _ in backfills if p == 1])  # the mean, for two values
-    rows = [(p, f"{s:.1f}", f"{s / DAYS:.2f}", "-" if p == 1 else f"{base / s:.2f}x", load) for p, s, load in backfills]
-    # On 2 cores a speed-up above the parallelism cannot come from the backfill itself: the
-    # competing load changed between measurements. Say so rather than print it as a result.
-    distorted = sorted({p for p, s, _ in backfills if p > 1 and base / s > p * 1.05})
-    caveat = (
-        [
-            "",
-            f"**Caveat**: the speed-up at parallelism {', '.join(map(str, distorted))} exceeds the parallelism, "
-            "which the backfill cannot do on its own: other work competed for the CPU unevenly across the runs "
-            "(see the load column). Treat these speed-ups as upper bounds; rerun on an idle machine for clean ones.",
-        ]
-        if distorted
-        else []
-    )
-    ratio = thirty / one
-    spread = max(max(times) - min(times) for times in rewrite.values())
-    verdict = "meets" if ratio <= GOAL else "misses"
+    m = {key: median(values) for key, values in times.items()}
+    one, thirty = median(rewrite["1-day table"]), median(rewrite["30-day table"])
+    runs = ", ".join(f"{key} {'/'.join(f'{t:.1f}' for t in values)}" for key, values in times.items())
     return "\n".join(
         [
             "## backfill",
             "",
-            f"30 dates ({START}..{START + dt.timedelta(days=DAYS - 1)}), about {per_day} generated shipments a day "
-            f"(plus re-sends, newer versions, late and invalid lines), lookback 1 day; one SparkSession "
-            f"(conf/local.yaml, `local[2]`), spark.scheduler.mode {mode}, each date in its own scheduler pool.",
+            f"30 dates ({START}..{END}), each date's run reading its folder and the next (lookback 1 day) and the "
+            "one before (lookbehind 1); generated raw zones (re-sends, newer versions, late and invalid lines); one "
+            "SparkSession (conf/local.yaml, `local[2]`), medians of interleaved runs on fresh lakes.",
             "",
-            "### 30-day backfill",
+            "| what | seconds | ratio | goal |",
+            "|---|---|---|---|",
+            f"| {small_n:,}/day: 30 days in passes ({passes[0]} pass(es)) vs one day | {m['backfill']:.1f} vs "
+            f"{m['one day']:.1f} | {_verdict(m['backfill'] / m['one day'], GOAL_VS_ONE_DAY)} | issue 11 goal 2 |",
+            f"| {small_n:,}/day: 30 days as isolated runs, parallelism 2 (passes off), once | {isolated:.1f} | "
+            f"{isolated / m['backfill']:.1f}x the passes | context |",
+            f"| {large_n:,}/day ({input_mb:,.0f} MB in 32 folders): 30 days in passes ({passes[1]} pass(es)) vs bare "
+            f"Spark read+write of the 32 folders | {m['large backfill']:.1f} vs {m['bare']:.1f} | "
+            f"{_verdict(m['large backfill'] / m['bare'], GOAL_VS_BARE)} | issue 11 goal 2 |",
+            f"| rewrite {REWRITE_DATE} in the 30-day table vs in a 1-day table (median of {REWRITE_REPEATS}) | "
+            f"{thirty:.2f} vs {one:.2f} | {_verdict(thirty / one, GOAL_REWRITE)} | issue 11 goal 3 |",
             "",
-            f"In the order run; speed-up against the mean of the two parallelism-1 runs ({base:.1f}s).",
-            "",
-            table(("parallelism", "wall time (s)", "s per date", "speed-up vs 1", "1-min load before / after"), rows),
-            *caveat,
-            "",
-            "### Rewriting one day as the table grows",
-            "",
-            f"`run_daily` for {REWRITE_DATE} again, in the 30-day table against a table holding only that date "
-            f"(median of {len(rewrite['1-day table'])}, interleaved).",
-            "",
-            table(
-                ("table", "median (s)", "all runs (s)"),
-                [
-                    (label, f"{median(times):.2f}", ", ".join(f"{t:.2f}" for t in times))
-                    for label, times in rewrite.items()
-                ],
-            ),
-            "",
-            f"Ratio 30-day / 1-day: **{ratio:.2f}x**: {verdict} the goal of at most {GOAL}x.",
-            "",
-            "Reading it: at this volume a daily run is mostly fixed cost (listing, several small Spark jobs, two "
-            "Delta commits, the ledger append), much of it driver-side latency that parallel dates overlap; the CPU "
-            "work itself cannot go faster than 2 cores allow. A rewrite touches only its own partition "
-            "(`replaceWhere` on the partition column); what grows with the table is the Delta log (30+ commits, "
-            "replayed from the last checkpoint), the commit-history lookup and the ledger. "
-            + (
-                f"Here the difference between the medians ({abs(thirty - one):.2f}s) is no larger than the run-to-run "
-                f"spread within one table ({spread:.2f}s): it is within the noise of this machine's load."
-                if abs(thirty - one) <= spread
-                else f"The difference between the medians ({thirty - one:+.2f}s) exceeds the run-to-run spread "
-                f"within one table ({spread:.2f}s)."
-            ),
+            f"All runs (s): {runs}; rewrite 1-day table "
+            f"{', '.join(f'{t:.2f}' for t in rewrite['1-day table'])}, 30-day table "
+            f"{', '.join(f'{t:.2f}' for t in rewrite['30-day table'])}. 1-minute load average at the start and "
+            f"after each part: {' / '.join(loads)}.",
         ]
     )
 

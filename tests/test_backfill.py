@@ -8,6 +8,7 @@ Tests in this module share one raw zone; the one that edits it runs last.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -21,19 +22,25 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments.batch.backfill import SKIPPED, BackfillRequest, run_backfill
+from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, run_backfill
 from shipments.batch.daily import DailyRequest, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED
+from shipments.batch.passes import PassDay, pass_days
+from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.batch.resume import plan_backfill
 from shipments.batch.retry import is_commit_conflict, run_with_retry
 from shipments.cli import main
-from shipments.config import Config, load_config
+from shipments.config import Config, DailyConfig, load_config
 from shipments.dates import date_range
 from shipments.devtools.generate import generate_raw_zone
+from shipments.errors import ConfigError
+from shipments.model.tables import PIPELINE_RUNS_SCHEMA
+from shipments.storage.raw import RawFile, RawListing
 from tests.conftest import LOCAL_CONF, ROOT
 
 START = dt.date(2026, 11, 1)
@@ -42,8 +49,19 @@ DAYS = date_range(START, END)
 GENERATED_DAYS = len(DAYS) + 1  # one more than the backfill, so the last date has its lookback folder
 
 
-def _config(raw: Path, lake: Path) -> Config:
-    return load_config(LOCAL_CONF, raw=str(raw), lake=str(lake))
+def _config(raw: Path, lake: Path, *, pass_mb: float | None = None) -> Config:
+    """The local config on ``raw`` and ``lake``; ``pass_mb`` replaces ``daily.backfill_pass_mb``
+    (0: every date an isolated run)."""
+    config = load_config(LOCAL_CONF, raw=str(raw), lake=str(lake))
+    if pass_mb is None:
+        return config
+    return dataclasses.replace(config, daily=dataclasses.replace(config.daily, backfill_pass_mb=pass_mb))
+
+
+def _folder_mb(raw: Path, days: list[dt.date]) -> float:
+    """The MB of the ingest folders of ``days``."""
+    folders = [raw / "shipments" / f"ingest_date={day}" for day in days]
+    return sum(p.stat().st_size for folder in folders if folder.exists() for p in folder.iterdir()) / 1024 / 1024
 
 
 def _rows(spark: SparkSession, lake: Path, dates: list[dt.date]) -> dict[str, list[tuple]]:
@@ -105,11 +123,21 @@ def sequential(spark: SparkSession, raw: Path) -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="module")
 def parallel_lake(spark: SparkSession, raw: Path) -> Path:
-    """The same dates, backfilled 4 at a time."""
+    """The same dates, backfilled as isolated runs 4 at a time (passes off)."""
     lake = raw.parent / "lake-parallel"
-    result = run_backfill(spark, _config(raw, lake), BackfillRequest(START, END, parallelism=4))
+    result = run_backfill(spark, _config(raw, lake, pass_mb=0), BackfillRequest(START, END, parallelism=4))
     assert not result.failed, result.summary()
+    assert {o.pass_dates for o in result.outcomes} == {0}
     return lake
+
+
+@pytest.fixture(scope="module")
+def pass_lake(spark: SparkSession, raw: Path) -> tuple[Path, BackfillResult]:
+    """The same dates, backfilled in passes (the default): one pass of all of them."""
+    lake = raw.parent / "lake-passes"
+    result = run_backfill(spark, _config(raw, lake), BackfillRequest(START, END))
+    assert not result.failed, result.summary()
+    return lake, result
 
 
 # ------------------------------------------------------------------- retry on commit conflicts
@@ -244,6 +272,54 @@ def test_parallel_backfill_gives_the_same_tables_as_sequential_runs(
     assert succeeded == Counter(DAYS)
 
 
+def test_a_backfill_in_one_pass_gives_what_isolated_runs_give_date_by_date(
+    spark: SparkSession, raw: Path, sequential: dict[str, list[tuple]], pass_lake: tuple[Path, BackfillResult]
+) -> None:
+    lake, result = pass_lake
+    assert {o.pass_dates for o in result.outcomes} == {len(DAYS)}
+    ours = _rows(spark, lake, DAYS)
+    assert ours["totals"] == sequential["totals"]
+    assert ours["quarantine"] == sequential["quarantine"]
+    # Every date has its own ledger row with its own counts, exactly those of its isolated run;
+    # the pass's dates share its run id and its one totals commit.
+    counted = [f.name for f in PIPELINE_RUNS_SCHEMA.fields if f.name.startswith(("rows_", "unknown_"))]
+    counted += ["quarantine_reasons", "input_fingerprint", "input_files", "input_bytes", "checks_failed"]
+    passed = {r.run_date: r for r in _ledger(spark, lake)}
+    alone = {r.run_date: r for r in _ledger(spark, raw.parent / "lake-sequential")}
+    assert sorted(passed) == DAYS and all(r.status == SUCCEEDED for r in passed.values())
+    assert {d: [r[c] for c in counted] for d, r in passed.items()} == {
+        d: [r[c] for c in counted] for d, r in alone.items()
+    }
+    assert len({(r.run_id, r.table_version) for r in passed.values()}) == 1
+    totals = DeltaTable.forPath(spark, str(lake / "shipment_daily_totals")).history()
+    assert totals.filter(F.col("operation") == "WRITE").count() == 1
+    # Reconcile follows the pass's commit back to the date's ledger row, as for any run: the
+    # only difference it finds is the generator's shipments landed beyond the lookback.
+    day = dt.date(2026, 11, 4)
+    report = run_reconcile(spark, _config(raw, lake), ReconcileRequest(day))
+    assert f"last written by daily run {passed[day].run_id} (table version" in report.summary()
+    assert report.findings and all("landed after the lookback window" in f for f in report.findings)
+
+
+def test_passes_are_consecutive_dates_within_the_input_cap() -> None:
+    def day(number: int, *sizes: tuple[str, int]) -> PassDay:
+        files = [RawFile(path, size, 0, dt.date(2026, 11, number), "x", "shipments") for path, size in sizes]
+        return PassDay(dt.date(2026, 11, number), RawListing(files, []), f"f{number}")
+
+    # Each date reads its own folder and the next (shared files count once towards the cap).
+    days = [day(n, (f"d{n}", 40), (f"d{n + 1}", 40)) for n in (1, 2, 3, 4, 6, 7)]
+    groups = [[d.run_date.day for d in group] for group in pass_days(days, 120)]
+    assert groups == [[1, 2], [3, 4], [6, 7]]  # 1+2 read 120 bytes, +3 would be 160; 5 is not run
+    assert [[d.run_date.day for d in g] for g in pass_days(days, 10)] == [[1], [2], [3], [4], [6], [7]]
+    assert len(pass_days(days, 10**6)) == 2  # the gap at the 5th still cuts
+
+
+@pytest.mark.parametrize("value", [-1, "big", True, float("inf")])
+def test_a_bad_pass_cap_is_a_config_error(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"daily\.backfill_pass_mb must be a number of MB"):
+        DailyConfig(backfill_pass_mb=value)  # type: ignore[arg-type]
+
+
 def test_repeating_a_finished_backfill_writes_nothing(
     spark: SparkSession, raw: Path, parallel_lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -324,11 +400,16 @@ def test_a_backfill_killed_part_way_resumes_where_it_stopped(
 ) -> None:
     days = date_range(START, dt.date(2026, 11, 4))
     lake = raw.parent / "lake-killed"
+    # Passes of two dates: the kill comes between the first pass's records and the second's.
+    conf = tmp_path / "two-dates-a-pass.yaml"
+    conf.write_text(f"extends: {LOCAL_CONF}\ndaily:\n  backfill_pass_mb: {_folder_mb(raw, days[:3]):.6f}\n")
     command = [
         sys.executable,
         "-m",
         "shipments",
         "backfill",
+        "--conf",
+        str(conf),
         "--raw",
         str(raw),
         "--lake",
@@ -368,9 +449,9 @@ def test_a_backfill_killed_part_way_resumes_where_it_stopped(
             watchdog.cancel()
     assert done == 2, (tmp_path / "stderr.log").read_text()[-2000:]
     before = {r.run_date for r in _ledger(spark, lake) if r.status == SUCCEEDED}
-    assert 2 <= len(before) < len(days)
+    assert before == set(days[:2])
 
-    result = run_backfill(spark, _config(raw, lake), BackfillRequest(days[0], days[-1], parallelism=2))
+    result = run_backfill(spark, load_config(conf, raw=str(raw), lake=str(lake)), BackfillRequest(days[0], days[-1]))
 
     assert not result.failed, result.summary()
     assert {o.run_date for o in result.outcomes if o.status == SKIPPED} == before

@@ -102,12 +102,18 @@ class DailyConfig:
     dms_date_folder: str = "YYYY/MM/DD"
     # The zone DMS timestamps (written without an offset, as the database holds them) are in.
     source_timezone: str = "UTC"
+    # A backfill computes consecutive dates in one pass over their folders while the pass's
+    # input stays under this many MB (0: one isolated run per date).
+    backfill_pass_mb: float = 1024
 
     def __post_init__(self) -> None:
         for name in ("lookback_days", "lookbehind_days"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 31:
                 raise ConfigError(f"daily.{name} must be a whole number from 0 to 31, got {value!r}")
+        pass_mb = self.backfill_pass_mb
+        if not isinstance(pass_mb, int | float) or isinstance(pass_mb, bool) or not 0 <= pass_mb < float("inf"):
+            raise ConfigError(f"daily.backfill_pass_mb must be a number of MB, 0 or more, got {pass_mb!r}")
         if self.raw_format not in RAW_FORMATS:
             raise ConfigError(f"daily.raw_format must be one of {', '.join(RAW_FORMATS)}, got {self.raw_format!r}")
         _one_of("daily.layout", self.layout, LAYOUTS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -69,36 +69,44 @@ def check_read(landed_counts: dict[str, int], parsed: dict[str, int], run_date: 
 
 
 def verify_written(
-    spark: SparkSession, config: Config, run_date: dt.date, version: int, *, run_id: str, rows: int, shipments: int
+    spark: SparkSession, config: Config, version: int, written: Mapping[dt.date, tuple[int, int]], *, run_id: str
 ) -> None:
-    """Check the totals commit ``version`` wrote partition ``run_date`` whole: ``rows`` customer
-    rows holding ``shipments`` shipments, by the commit's ``numOutputRows`` (when Delta recorded
-    it) and by the partition as ``version`` holds it.
+    """Check the totals commit ``version`` wrote each partition of ``written`` whole: date ->
+    (customer rows, shipments they hold), by the commit's ``numOutputRows`` (when Delta recorded
+    it) and by the partitions as ``version`` holds them (one read for every date).
 
     Raises:
-        DataQualityError: the written data does not match; the partition was put back as it was
-            at ``version - 1`` first (a commit tagged ``<run_id>:put-back``).
+        DataQualityError: the written data does not match; the partitions were put back as they
+            were at ``version - 1`` first (one commit tagged ``<run_id>:put-back``).
     """
     path = DAILY_TOTALS.path(config)
     found = []
     metrics = delta.commit_metrics(spark, path, version)
+    rows = sum(expected_rows for expected_rows, _ in written.values())
     if "numOutputRows" in metrics and int(metrics["numOutputRows"]) != rows:
-        found.append(f"the commit wrote {metrics['numOutputRows']} row(s)")
-    written = (
-        delta.read_version(spark, config, DAILY_TOTALS, version)
-        .filter(F.col("ship_date") == F.lit(run_date))
-        .agg(F.count(F.lit(1)).alias("rows"), F.coalesce(F.sum("shipment_count"), F.lit(0)).alias("shipments"))
-        .collect()[0]
-    )
-    if (written["rows"], written["shipments"]) != (rows, shipments):
-        found.append(f"version {version} holds {written['rows']} row(s) with {written['shipments']} shipment(s)")
+        found.append(f"the commit wrote {metrics['numOutputRows']} row(s), not {rows}")
+    held = {
+        row["ship_date"]: (int(row["rows"]), int(row["shipments"]))
+        for row in delta.read_version(spark, config, DAILY_TOTALS, version)
+        .filter(F.col("ship_date").isin(*written))
+        .groupBy("ship_date")
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum("shipment_count").alias("shipments"))
+        .collect()
+    }
+    for run_date, expected in sorted(written.items()):
+        got = held.get(run_date, (0, 0))
+        if got != expected:
+            found.append(
+                f"version {version} holds {got[0]} row(s) with {got[1]} shipment(s) for {run_date}, "
+                f"not {expected[0]} with {expected[1]}"
+            )
     if not found:
         return
     note = f"{run_id}:put-back"
-    delta.put_back_partition(spark, path, "ship_date", run_date, version=version - 1, note=note)
+    delta.put_back_partitions(spark, path, "ship_date", list(written), version=version - 1, note=note)
     restored = delta.committed_version(spark, path, note)
+    dates = ", ".join(d.isoformat() for d in sorted(written))
     raise DataQualityError(
-        f"the write of {run_date} to {path} lost or gained rows: expected {rows} row(s) with {shipments} "
-        f"shipment(s), but {' and '.join(found)}; the partition was put back as it was at version {version - 1} "
-        f"(committed as version {restored}): rerun the date"
+        f"the write of {dates} to {path} lost or gained rows: {'; '.join(found)}; the partition(s) were put back "
+        f"as they were at version {version - 1} (committed as version {restored}): rerun the date(s)"
     )

@@ -1,9 +1,13 @@
-"""Backfill: one isolated daily run per date, N at a time, resumable through the ledger.
+"""Backfill: the daily job for every date of a range, resumable through the ledger.
 
 Read top to bottom, a backfill is: plan (list each date's input, compare its fingerprint with
 the date's last run in ``pipeline_runs``) -> create the tables once -> run the dates that need
-it on a thread pool inside ONE Spark application, each thread in its own scheduler pool ->
-retry a date whose commit lost a Delta conflict -> report one line per date and a summary.
+it: consecutive dates in passes (``passes.run_pass``: one read of their folders, one commit per
+table, each date measured, checked and recorded as its own run would be) while their input stays
+under ``daily.backfill_pass_mb``; the others (a date alone, a date whose input could not be
+listed, the dates of a pass that failed) as isolated daily runs on a thread pool inside ONE
+Spark application, each thread in its own scheduler pool, retrying a date whose commit lost a
+Delta conflict -> report one line per date and a summary.
 
 Why it is safe to run dates at once: each daily run replaces only its own ``ship_date`` (and
 ``ingest_date``) partition with ``replaceWhere`` on the partition column, so Delta's conflict
@@ -32,7 +36,8 @@ from pyspark.sql import SparkSession
 
 from shipments.batch.daily import ChecksFailed, DailyRequest, DailyResult, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED, new_run_id
-from shipments.batch.resume import RUN, SKIP, plan_backfill
+from shipments.batch.passes import DayEnd, PassDay, pass_days, run_pass
+from shipments.batch.resume import RUN, SKIP, DayPlan, plan_backfill
 from shipments.batch.retry import DEFAULT_BACKOFF_SECONDS, DEFAULT_MAX_ATTEMPTS, run_with_retry
 from shipments.config import Config
 from shipments.errors import EXIT_FAILED, EXIT_OK, ConfigError, describe
@@ -79,13 +84,17 @@ class DayOutcome:
     # Every check's outcome (also of a day whose checks failed): alerts are raised once, from
     # all dates, when the backfill ends.
     checks: tuple[CheckResult, ...] = ()
+    # The dates of the pass that computed this one (0: an isolated run); ``seconds`` is then
+    # its share of the pass's time.
+    pass_dates: int = 0
 
     def line(self) -> str:
         rows = f"rows {self.rows_written}" if self.rows_written is not None else "rows -"
         head = f"{self.run_date}  {self.status:<9}  {rows:<10}  {self.seconds:6.1f}s"
         if self.status == SUCCEEDED:
             retried = f", after {self.attempts} attempts" if self.attempts > 1 else ""
-            return f"{head}  table version {self.table_version}{retried}"
+            shared = f", in one pass of {self.pass_dates} dates" if self.pass_dates else ""
+            return f"{head}  table version {self.table_version}{retried}{shared}"
         if self.status == FAILED:
             return f"{head}  {self.error}"
         return f"{head}  same input as the last successful run"
@@ -233,7 +242,7 @@ def run_backfill(
     start, end, parallelism, dry_run = request.start, request.end, request.parallelism, request.dry_run
     began = time.monotonic()
     plans = plan_backfill(spark, config, start, end, force=request.force)
-    to_run = [p.run_date for p in plans if p.action == RUN]
+    to_run = [p for p in plans if p.action == RUN]
     skipped = {p.run_date: DayOutcome(p.run_date, SKIPPED, rows_written=p.last_rows) for p in plans if p.action == SKIP}
     print(
         f"backfill {start}..{end}: {len(plans)} dates, {len(to_run)} to run, {len(skipped)} skipped"
@@ -258,7 +267,7 @@ def run_backfill(
         backfill_id = new_run_id("backfill")
         backfill = _Backfill(spark, config, backfill_id, max_attempts, backoff_seconds, request.allow_shrink)
         progress = _Progress(len(to_run), err)
-        for outcome in _run_all(backfill, to_run, parallelism):
+        for outcome in _run_passes(backfill, to_run, parallelism):
             outcomes[outcome.run_date] = outcome
             print(outcome.line(), file=out, flush=True)
             progress.finished(outcome)
@@ -271,12 +280,82 @@ def run_backfill(
     )
 
 
+def _run_passes(backfill: _Backfill, plans: Sequence[DayPlan], parallelism: int) -> Iterator[DayOutcome]:
+    """Outcomes of the dates of ``plans``: consecutive dates in passes (``passes.run_pass``)
+    within the configured input cap, one after another; then, ``parallelism`` at a time, the
+    isolated runs: dates alone in their pass, dates whose input could not be listed (they fail
+    with that reason), and the dates of a pass that failed (a corrupt file then fails only the
+    dates that read it)."""
+    cap = int(backfill.config.daily.backfill_pass_mb * 1024 * 1024)
+    listed = [PassDay(p.run_date, p.listing, p.fingerprint) for p in plans if p.listing and p.fingerprint]
+    groups = pass_days(listed, cap) if cap else []
+    in_passes = {day.run_date for group in groups if len(group) > 1 for day in group}
+    isolated = sorted({p.run_date for p in plans} - in_passes)
+    for group in (g for g in groups if len(g) > 1):
+        outcomes = _run_one_pass(backfill, group)
+        if outcomes is None:
+            isolated = sorted({*isolated, *(day.run_date for day in group)})
+            continue
+        yield from outcomes
+    yield from _run_all(backfill, isolated, parallelism)
+
+
+def _run_one_pass(backfill: _Backfill, group: Sequence[PassDay]) -> list[DayOutcome] | None:
+    """The outcomes of one pass, or None when it failed (its dates then run isolated)."""
+    first, last = group[0].run_date, group[-1].run_date
+    sc = backfill.spark.sparkContext
+    sc.setLocalProperty("spark.scheduler.pool", "backfill-0")
+    sc.setLocalProperty("spark.job.description", f"backfill pass {first}..{last}")
+    started = time.monotonic()
+    try:
+        ends = run_pass(
+            backfill.spark,
+            backfill.config,
+            group,
+            run_id=f"{backfill.backfill_id}-{first}..{last}",
+            allow_shrink=backfill.allow_shrink,
+        )
+    except Exception as exc:  # the fallback decides per date
+        log.warning(
+            "backfill pass %s..%s failed (%s): running its %d dates one by one", first, last, describe(exc), len(group)
+        )
+        log.debug("backfill pass %s..%s failed", first, last, exc_info=True)
+        return None
+    finally:
+        for key in ("spark.scheduler.pool", "spark.job.description"):
+            sc.setLocalProperty(key, None)  # type: ignore[arg-type]  # None clears it; the stub says str
+    share = (time.monotonic() - started) / len(group)
+    return [_pass_outcome(end, share, len(group)) for end in ends]
+
+
+def _pass_outcome(end: DayEnd, seconds: float, dates: int) -> DayOutcome:
+    if end.result is not None:
+        result = end.result
+        return DayOutcome(
+            end.run_date,
+            SUCCEEDED,
+            seconds,
+            1,
+            rows_written=result.counts.rows_written,
+            table_version=result.table_version,
+            run_id=result.run_id,
+            checks=result.checks,
+            pass_dates=dates,
+        )
+    if end.failed is None:
+        raise ValueError(f"pass outcome of {end.run_date} is neither published nor refused")
+    error = describe(end.failed, 500)
+    return DayOutcome(end.run_date, FAILED, seconds, 1, error=error, checks=tuple(end.failed.results), pass_dates=dates)
+
+
 def _run_day_in_pool(backfill: _Backfill, run_date: dt.date, pool_name: Callable[[], str]) -> DayOutcome:
     return _run_day(backfill, run_date, pool_name())
 
 
 def _run_all(backfill: _Backfill, dates: Sequence[dt.date], parallelism: int) -> Iterator[DayOutcome]:
     """Outcomes in the order the dates finish. Each worker thread owns one scheduler pool."""
+    if not dates:
+        return
     if parallelism == 1 or len(dates) == 1:
         for run_date in dates:
             yield _run_day(backfill, run_date, "backfill-0")

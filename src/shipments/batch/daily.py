@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -23,7 +24,7 @@ from pyspark.sql import types as T
 from shipments.batch import audit
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
 from shipments.batch.measure import DailyCounts, Measured, measure_day
-from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates, raw_layout
+from shipments.batch.plan import RUN_DATE, DailyPlan, daily_plan, ingest_dates, raw_layout
 from shipments.batch.run_metrics import daily_metrics
 from shipments.config import Config
 from shipments.errors import EXIT_OK, DataQualityError
@@ -33,12 +34,18 @@ from shipments.observe.metrics import publish_metrics
 from shipments.quality.judge import judge_day
 from shipments.quality.results import CheckResult, failures, write_results
 from shipments.storage import delta, driver_rows, raw
-from shipments.storage.raw import RawListing, RejectedFile
+from shipments.storage.raw import RawFile, RawListing, RejectedFile
 from shipments.transforms.quarantine import to_quarantine_rows, to_quarantined_files
 
 log = logging.getLogger(__name__)
 
-_REJECTED_FILES = T.StructType([T.StructField("source_file", T.StringType()), T.StructField("reason", T.StringType())])
+_REJECTED_FILES = T.StructType(
+    [
+        T.StructField("source_file", T.StringType()),
+        T.StructField("ingest_date", T.DateType()),
+        T.StructField("reason", T.StringType()),
+    ]
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +153,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
     try:
         with recorded_run(spark, config, record):
             try:
-                with daily_plan(spark, config, files, customers) as plan:
+                with daily_plan(spark, config, files, customers, run_dates=[run_date]) as plan:
                     measured = measure_day(
                         spark, config, plan, run_date, files, audit.landed_records(spark, config, files)
                     )
@@ -154,11 +161,13 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
                     record.update(**counts.ledger_values(), quarantine_reasons=measured.reasons_json())
                     checks = judge_day(config.quality.daily, measured.seen, allow_shrink=request.allow_shrink)
                     record.checks_failed = len(failures(checks))
-                    _warn(counts, run_date, checks)
+                    warn_day(counts, run_date, checks)
                     if any(r.blocks for r in checks):
                         raise ChecksFailed(run_date, checks)
-                    rejected = [f for f in listing.rejected if f.ingest_date == run_date]
-                    record.table_version = _publish(spark, config, plan, run_date, record, rejected)
+                    written = {run_date: (counts.rows_written, counts.kept)}
+                    record.table_version = publish_days(
+                        spark, config, plan, written, listing.rejected, run_id=record.run_id, at=record.started_at
+                    )
             except Exception as exc:
                 # Spark's error for a truncated .gz does not name the file: find it and say so.
                 unreadable = raw.unreadable_input_error(spark, files, exc)
@@ -168,9 +177,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
             finally:
                 write_results(spark, config, checks, job="daily", run_id=record.run_id, checked_at=record.started_at)
     finally:
-        landed_ms = max((f.modified_ms for f in files), default=None)
-        newest_landed = None if landed_ms is None else dt.datetime.fromtimestamp(landed_ms / 1000, dt.UTC)
-        _observe(spark, config, record, measured, checks, newest_landed=newest_landed, alerts=request.alerts)
+        _observe(spark, config, record, measured, checks, newest_landed=newest_landed(files), alerts=request.alerts)
     result = DailyResult(
         run_id=record.run_id,
         run_date=run_date,
@@ -185,31 +192,44 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
     return result
 
 
-def _publish(
+def publish_days(
     spark: SparkSession,
     config: Config,
     plan: DailyPlan,
-    run_date: dt.date,
-    record: RunRecord,
-    rejected: list[RejectedFile],
+    written: Mapping[dt.date, tuple[int, int]],
+    rejected: Sequence[RejectedFile],
+    *,
+    run_id: str,
+    at: dt.datetime,
 ) -> int:
-    """Replace D's quarantine (rejected lines and files landed on D), then D's totals: the
-    totals commit publishes the day, so a run killed between the two leaves the published day
-    as it was (beside the new quarantine; the next run replaces both). Returns the totals'
-    commit version."""
+    """Publish the run dates of ``written`` (date -> the customer rows and shipments measured for
+    it) from ``plan``: replace their quarantine partitions (rejected lines and the ``rejected``
+    files landed on them), then their totals partitions, one commit per table tagged ``run_id``.
+    The totals commit publishes: a run killed between the two leaves the published days as they
+    were (beside the new quarantine; the next run replaces both). The totals commit is then
+    audited (``audit.verify_written``). Returns its version."""
     if plan.totals is None:
         raise ValueError("the daily plan was built without customers")
-    quarantine = to_quarantine_rows(plan.validated, run_date, record.run_id, record.started_at)
-    if rejected:
-        files = driver_rows.to_frame(spark, [(f.path, f.reason) for f in rejected], _REJECTED_FILES)
-        quarantine = quarantine.unionByName(to_quarantined_files(files, run_date, record.run_id, record.started_at))
-    delta.replace_partition(quarantine, QUARANTINE.path(config), "ingest_date", run_date, run_id=record.run_id)
-    day_totals = plan.totals.filter(F.col("ship_date") == F.lit(run_date)).select(*DAILY_TOTALS_SCHEMA.fieldNames())
-    delta.replace_partition(day_totals, DAILY_TOTALS.path(config), "ship_date", run_date, run_id=record.run_id)
-    version = delta.committed_version(spark, DAILY_TOTALS.path(config), record.run_id)
-    written = {"rows": record.rows_written or 0, "shipments": record.rows_kept or 0}
-    audit.verify_written(spark, config, run_date, version, run_id=record.run_id, **written)
+    dates = sorted(written)
+    quarantine = to_quarantine_rows(plan.validated, dates, run_id, at)
+    files = [(f.path, f.ingest_date, f.reason) for f in rejected if f.ingest_date in written]
+    if files:
+        quarantine = quarantine.unionByName(
+            to_quarantined_files(driver_rows.to_frame(spark, files, _REJECTED_FILES), run_id, at)
+        )
+    delta.replace_partitions(quarantine, QUARANTINE.path(config), "ingest_date", dates, run_id=run_id)
+    on_day = (F.col("ship_date") == F.col(RUN_DATE)) & F.col(RUN_DATE).isin(*dates)
+    day_totals = plan.totals.filter(on_day).select(*DAILY_TOTALS_SCHEMA.fieldNames())
+    delta.replace_partitions(day_totals, DAILY_TOTALS.path(config), "ship_date", dates, run_id=run_id)
+    version = delta.committed_version(spark, DAILY_TOTALS.path(config), run_id)
+    audit.verify_written(spark, config, version, written, run_id=run_id)
     return version
+
+
+def newest_landed(files: Sequence[RawFile]) -> dt.datetime | None:
+    """When the newest of ``files`` landed (its modification time), None for no file."""
+    landed_ms = max((f.modified_ms for f in files), default=None)
+    return None if landed_ms is None else dt.datetime.fromtimestamp(landed_ms / 1000, dt.UTC)
 
 
 def _observe(
@@ -229,7 +249,8 @@ def _observe(
         process_alerts(spark, config, checks, job="daily", run_id=record.run_id)
 
 
-def _warn(counts: DailyCounts, run_date: dt.date, checks: list[CheckResult]) -> None:
+def warn_day(counts: DailyCounts, run_date: dt.date, checks: list[CheckResult]) -> None:
+    """Log the day's failed checks and the dimension's problems, one warning each."""
     for result in failures(checks):
         log.warning("data quality: %s", result.describe())
     if counts.dimension_duplicates:

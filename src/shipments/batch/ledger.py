@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -89,9 +89,15 @@ class RunRecord:
 
 def record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:
     """Append ``record`` to ``pipeline_runs`` (a blind append: parallel runs never conflict)."""
-    if record.ended_at is None:
-        record.ended_at = utc_now()
-    frame = driver_rows.to_frame(spark, [record.as_row()], PIPELINE_RUNS_SCHEMA)
+    record_runs(spark, config, [record])
+
+
+def record_runs(spark: SparkSession, config: Config, records: Sequence[RunRecord]) -> None:
+    """Append ``records`` to ``pipeline_runs`` in one commit (a backfill pass's dates)."""
+    for record in records:
+        if record.ended_at is None:
+            record.ended_at = utc_now()
+    frame = driver_rows.to_frame(spark, [record.as_row() for record in records], PIPELINE_RUNS_SCHEMA)
     delta.ensure_table(spark, config, PIPELINE_RUNS)
     # The ledger gains columns over releases (rows_deleted): add them to an older ledger.
     delta.append_rows(frame, PIPELINE_RUNS.path(config), add_columns=True)

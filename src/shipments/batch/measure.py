@@ -8,17 +8,19 @@ are small and made only when that check is configured.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch import audit
-from shipments.batch.plan import DailyPlan, raw_layout
+from shipments.batch.plan import RUN_DATE, DailyPlan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import DataQualityError
 from shipments.model.fields import RAW_SHIPMENT_FIELDS
@@ -29,6 +31,7 @@ from shipments.ops_config import RECORDS, TOTALS, CheckSpec
 from shipments.quality.judge import DayObservations
 from shipments.quality.rules import broken, row_rules, rule_counts
 from shipments.storage import delta, fs
+from shipments.storage import landed as landed_files
 from shipments.storage.raw import RawFile
 
 # New fields are looked for in the first record of this many of D's input files.
@@ -96,12 +99,26 @@ def measure_day(
     files: Sequence[RawFile],
     landed: dict[str, int],
 ) -> Measured:
-    """All of a run's counts and check observations, checked before any write; ``landed``: the
-    records each input file holds, counted apart from the parse (``audit.landed_records``).
+    """``measure_days`` for the one date the plan was built for."""
+    return measure_days(spark, config, plan, [run_date], files, landed)[run_date]
+
+
+def measure_days(
+    spark: SparkSession,
+    config: Config,
+    plan: DailyPlan,
+    run_dates: Sequence[dt.date],
+    files: Sequence[RawFile],
+    landed: dict[str, int],
+) -> dict[dt.date, Measured]:
+    """All counts and check observations of the run of each of ``run_dates`` (the plan built
+    for them), checked before any write; ``landed``: the records each input file holds, counted
+    apart from the parse (``audit.landed_records``). The same few aggregations serve one date or
+    a backfill pass of many, grouped by run date.
 
     Raises:
-        DataQualityError: the parse lost or gained records, the counts do not conserve records,
-            or a total overflowed.
+        DataQualityError: the parse lost or gained records, the counts of a date do not conserve
+            records, or a total overflowed.
         ConfigError: a row rule names a column its table does not have.
     """
     if plan.totals is None or plan.customers is None:
@@ -110,105 +127,124 @@ def measure_day(
     record_rules = row_rules(specs, RECORDS, ("warn", "fail"))
     totals_rules = row_rules(specs, TOTALS, ("warn", "fail"))
     validated = plan.validated
+    on_day = F.col("ship_date") == F.col(RUN_DATE)
 
-    # Records per file and reason, in one pass: their sums are the run's read and quarantined
+    # Records per file and reason, in one pass: their sums are a run's read and quarantined
     # counts, the audit compares them per file with what the files hold, and a required field
-    # missing from every record of a file is schema drift.
-    by_file = validated.groupBy("source_file", "reason").agg(
-        F.count(F.lit(1)).alias("records"), *rule_counts(record_rules, validated, F.col("reason").isNull())
+    # missing from every record of a file is schema drift. A run date sums the files its window
+    # reads.
+    groups = (
+        validated.groupBy("source_file", "ingest_date", "reason")
+        .agg(F.count(F.lit(1)).alias("records"), *rule_counts(record_rules, validated, F.col("reason").isNull()))
+        .collect()
     )
-    groups = by_file.collect()
-    per_file: Counter[str] = Counter()
-    rejected: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    rule_failures: Counter[str] = Counter()
-    for row in groups:
-        per_file[row["source_file"]] += row["records"]
-        if row["reason"] is not None:
-            rejected[row["source_file"]] += row["records"]
-            reasons[row["reason"]] += row["records"]
-        for spec in record_rules:
-            rule_failures[spec.name] += row[f"rule_{spec.name}"]
-    audit.check_read(landed, dict(per_file), run_date)
-    read, quarantined = sum(per_file.values()), sum(rejected.values())
-
-    on_day = F.col("ship_date") == F.lit(run_date)
     live_on_day = on_day & ~F.col("deleted")
-    latest = plan.latest.agg(
-        *latest_stage_counts(run_date), F.max(F.when(live_on_day, F.col("updated_at"))).alias("newest")
-    ).collect()[0]
+    latest = _by_run_date(
+        plan.latest.groupBy(RUN_DATE).agg(
+            *latest_stage_counts(F.col(RUN_DATE)), F.max(F.when(live_on_day, F.col("updated_at"))).alias("newest")
+        )
+    )
     unique = [s for s in specs if s.check == "unique"]
-    sums = plan.totals.agg(
-        *totals_stage_counts(run_date),
-        F.count(F.when(F.col("total_charge_usd").isNull(), True)).alias("overflows"),
-        *rule_counts(totals_rules, plan.totals, on_day),
-        *[_repeats(spec, on_day) for spec in unique],
-    ).collect()[0]
+    sums = _by_run_date(
+        plan.totals.groupBy(RUN_DATE).agg(
+            *totals_stage_counts(F.col(RUN_DATE)),
+            F.count(F.when(F.col("total_charge_usd").isNull(), True)).alias("overflows"),
+            *rule_counts(totals_rules, plan.totals, on_day),
+            *[_repeats(spec, on_day) for spec in unique],
+        )
+    )
     dimension_duplicates = plan.customers.filter(F.col("copies") > 1).count()
+    published = _published(spark, config, run_dates) if _has(specs, "shrink") else {}
+    history = _history(spark, config, run_dates, specs)
+    keys = {f.path: landed_files.file_key(spark, f.path) for f in files}
 
-    counts = DailyCounts(
-        read=read,
-        kept=sums["kept"],
-        other_dates=sums["other_dates"],
-        duplicates=read - quarantined - latest["shipments"],
-        quarantined=quarantined,
-        deleted=latest["deleted"],
-        unknown_customers=sums["unknown_customers"],
-        unknown_customer_rows=sums["unknown_rows"],
-        dimension_duplicates=dimension_duplicates,
-        rows_written=sums["rows_written"],
-        early=latest["early"],
-        late=latest["late"],
-    )
-    _check_invariants(counts, sums["overflows"], run_date)
-    for spec in totals_rules:
-        rule_failures[spec.name] += sums[f"rule_{spec.name}"]
-    samples = {
-        spec.name: _rule_samples(spec, validated, plan.totals, on_day)
-        for spec in (*record_rules, *totals_rules)
-        if rule_failures[spec.name]
-    }
-    vanished = _vanished(groups, per_file, specs)
-    drifted = {path for paths in vanished.values() for path in paths}
-    seen = DayObservations(
-        run_date=run_date,
-        read=read,
-        quarantined=quarantined,
-        kept=counts.kept,
-        unknown_rows=counts.unknown_customer_rows,
-        reasons=dict(reasons),
-        worst_files=tuple(fs.file_name(path) for path, _ in rejected.most_common(_SAMPLES)),
-        drifted_records=sum(per_file[path] for path in drifted),
-        drifted_files=len(drifted),
-        vanished={field: tuple(fs.file_name(p) for p in paths) for field, paths in vanished.items()},
-        new_fields=_new_fields(spark, config, files, run_date) if _has(specs, "schema") else {},
-        rule_failures=dict(rule_failures),
-        rule_rows={RECORDS: read - quarantined, TOTALS: counts.rows_written},
-        rule_samples=samples,
-        duplicate_keys={spec.name: sums[f"repeats_{spec.name}"] for spec in unique},
-        published=_published(spark, config, run_date) if _has(specs, "shrink") else None,
-        history=_history(spark, config, run_date, specs),
-    )
-    return Measured(counts, seen, latest["newest"])
+    measured: dict[dt.date, Measured] = {}
+    for run_date in run_dates:
+        window = set(ingest_dates(run_date, config))
+        day_groups = [row for row in groups if row["ingest_date"] in window]
+        per_file: Counter[str] = Counter()
+        rejected: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        rule_failures: Counter[str] = Counter()
+        for row in day_groups:
+            per_file[row["source_file"]] += row["records"]
+            if row["reason"] is not None:
+                rejected[row["source_file"]] += row["records"]
+                reasons[row["reason"]] += row["records"]
+            for spec in record_rules:
+                rule_failures[spec.name] += row[f"rule_{spec.name}"]
+        day_keys = (keys[f.path] for f in files if f.ingest_date in window)
+        audit.check_read({key: landed[key] for key in day_keys if key in landed}, dict(per_file), run_date)
+        read, quarantined = sum(per_file.values()), sum(rejected.values())
+        # A date with no valid record (or no live shipment) has no group: its counts are zero.
+        day_latest = collections.defaultdict(int, latest.get(run_date, {}))
+        day_sums = collections.defaultdict(int, sums.get(run_date, {}))
+        counts = DailyCounts(
+            read=read,
+            kept=day_sums["kept"],
+            other_dates=day_sums["other_dates"],
+            duplicates=read - quarantined - day_latest["shipments"],
+            quarantined=quarantined,
+            deleted=day_latest["deleted"],
+            unknown_customers=day_sums["unknown_customers"],
+            unknown_customer_rows=day_sums["unknown_rows"],
+            dimension_duplicates=dimension_duplicates,
+            rows_written=day_sums["rows_written"],
+            early=day_latest["early"],
+            late=day_latest["late"],
+        )
+        _check_invariants(counts, day_sums["overflows"], run_date)
+        for spec in totals_rules:
+            rule_failures[spec.name] += day_sums[f"rule_{spec.name}"]
+        samples = {
+            spec.name: _rule_samples(spec, plan, window, run_date)
+            for spec in (*record_rules, *totals_rules)
+            if rule_failures[spec.name]
+        }
+        vanished = _vanished(day_groups, per_file, specs)
+        drifted = {path for paths in vanished.values() for path in paths}
+        seen = DayObservations(
+            run_date=run_date,
+            read=read,
+            quarantined=quarantined,
+            kept=counts.kept,
+            unknown_rows=counts.unknown_customer_rows,
+            reasons=dict(reasons),
+            worst_files=tuple(fs.file_name(path) for path, _ in rejected.most_common(_SAMPLES)),
+            drifted_records=sum(per_file[path] for path in drifted),
+            drifted_files=len(drifted),
+            vanished={field: tuple(fs.file_name(p) for p in paths) for field, paths in vanished.items()},
+            new_fields=_new_fields(spark, config, files, run_date) if _has(specs, "schema") else {},
+            rule_failures=dict(rule_failures),
+            rule_rows={RECORDS: read - quarantined, TOTALS: counts.rows_written},
+            rule_samples=samples,
+            duplicate_keys={spec.name: day_sums[f"repeats_{spec.name}"] for spec in unique},
+            published=published.get(run_date) if _has(specs, "shrink") else None,
+            history=history.get(run_date, {}),
+        )
+        measured[run_date] = Measured(counts, seen, day_latest.get("newest"))
+    return measured
 
 
-def latest_stage_counts(run_date: dt.date) -> list[Column]:
+def latest_stage_counts(run_date: Column) -> list[Column]:
     """Aggregates over the latest versions: ``shipments``, ``deleted``, and D's live shipments
-    whose winning version landed in an earlier (``early``) or later (``late``) ingest folder."""
-    live_on_day = (F.col("ship_date") == F.lit(run_date)) & ~F.col("deleted")
+    whose winning version landed in an earlier (``early``) or later (``late``) ingest folder.
+    ``run_date``: D (a literal, or a pass's ``run_date`` column)."""
+    live_on_day = (F.col("ship_date") == run_date) & ~F.col("deleted")
     return [
         F.count(F.lit(1)).alias("shipments"),
         F.count(F.when(F.col("deleted"), True)).alias("deleted"),
-        F.count(F.when(live_on_day & (F.col("ingest_date") < F.lit(run_date)), True)).alias("early"),
-        F.count(F.when(live_on_day & (F.col("ingest_date") > F.lit(run_date)), True)).alias("late"),
+        F.count(F.when(live_on_day & (F.col("ingest_date") < run_date), True)).alias("early"),
+        F.count(F.when(live_on_day & (F.col("ingest_date") > run_date), True)).alias("late"),
     ]
 
 
-def totals_stage_counts(run_date: dt.date) -> list[Column]:
+def totals_stage_counts(run_date: Column) -> list[Column]:
     """Aggregates over the totals of every ship date seen: D's shipments (``kept``), the other
     dates' (``other_dates``), D's rows (``rows_written``), its unknown customers and their
-    shipments (``unknown_customers``, ``unknown_rows``)."""
-    on_day = F.col("ship_date") == F.lit(run_date)
+    shipments (``unknown_customers``, ``unknown_rows``). ``run_date`` as for
+    ``latest_stage_counts``."""
+    on_day = F.col("ship_date") == run_date
     unknown = on_day & ~F.col("customer_known")
     return [
         F.coalesce(F.sum(F.when(on_day, F.col("shipment_count"))), F.lit(0)).alias("kept"),
@@ -228,12 +264,21 @@ def _repeats(spec: CheckSpec, on_day: Column) -> Column:
     return (F.count(F.when(on_day, True)) - F.countDistinct(F.when(on_day, key))).alias(f"repeats_{spec.name}")
 
 
-def _rule_samples(spec: CheckSpec, validated: DataFrame, totals: DataFrame, on_day: Column) -> tuple[str, ...]:
-    """A few keys of rows breaking a rule (only asked for rules that failed)."""
+def _by_run_date(aggregates: DataFrame) -> dict[dt.date, dict[str, Any]]:
+    return {row[RUN_DATE]: row.asDict() for row in aggregates.collect()}
+
+
+def _rule_samples(spec: CheckSpec, plan: DailyPlan, window: set[dt.date], run_date: dt.date) -> tuple[str, ...]:
+    """A few keys of rows breaking a rule in the run of ``run_date`` (which reads the folders
+    of ``window``); only asked for rules that failed."""
     if spec.table == RECORDS:
-        rows = validated.filter(F.col("reason").isNull() & broken(spec, validated)).select("shipment_id")
+        read = plan.validated.filter(F.col("ingest_date").isin(*window))
+        rows = read.filter(F.col("reason").isNull() & broken(spec, read)).select("shipment_id")
     else:
-        rows = totals.filter(on_day & broken(spec, totals)).select("customer_id")
+        if plan.totals is None:
+            raise ValueError("the daily plan was built without customers")
+        day = (F.col(RUN_DATE) == F.lit(run_date)) & (F.col("ship_date") == F.lit(run_date))
+        rows = plan.totals.filter(day & broken(spec, plan.totals)).select("customer_id")
     return tuple(sorted(str(r[0]) for r in rows.limit(_SAMPLES).collect()))
 
 
@@ -280,32 +325,40 @@ def _new_fields(
     return {name: tuple(paths) for name, paths in found.items()}
 
 
-def _published(spark: SparkSession, config: Config, run_date: dt.date) -> int | None:
-    """The shipments partition D of the totals holds now (None when it holds none)."""
+def _published(spark: SparkSession, config: Config, run_dates: Sequence[dt.date]) -> dict[dt.date, int]:
+    """The shipments each partition of ``run_dates`` of the totals holds now (absent when none)."""
     totals = delta.read_table(spark, config, DAILY_TOTALS)
     if totals is None:
-        return None
-    value = totals.filter(F.col("ship_date") == F.lit(run_date)).agg(F.sum("shipment_count")).collect()[0][0]
-    return None if value is None else int(value)
+        return {}
+    rows = (
+        totals.filter(F.col("ship_date").isin(*run_dates))
+        .groupBy("ship_date")
+        .agg(F.sum("shipment_count").alias("shipments"))
+        .collect()
+    )
+    return {row["ship_date"]: int(row["shipments"]) for row in rows if row["shipments"] is not None}
 
 
-def _history(spark: SparkSession, config: Config, run_date: dt.date, specs: Sequence[CheckSpec]) -> dict[dt.date, int]:
-    """D's weekday in the trailing weeks: the shipments each date's latest successful daily run
-    kept (what it published)."""
+def _history(
+    spark: SparkSession, config: Config, run_dates: Sequence[dt.date], specs: Sequence[CheckSpec]
+) -> dict[dt.date, dict[dt.date, int]]:
+    """Per run date D, D's weekday in the trailing weeks: the shipments each date's latest
+    successful daily run kept (what it published)."""
     volume = [s for s in specs if s.check == "volume"]
     runs = delta.read_table(spark, config, PIPELINE_RUNS) if volume else None
     if runs is None:
         return {}
     weeks = max(s.weeks for s in volume)
-    dates = [run_date - dt.timedelta(weeks=w) for w in range(1, weeks + 1)]
+    trailing = {d: [d - dt.timedelta(weeks=w) for w in range(1, weeks + 1)] for d in run_dates}
     rows = (
         runs.filter((F.col("job") == F.lit("daily")) & (F.col("status") == F.lit("SUCCEEDED")))
-        .filter(F.col("run_date").isin(*dates))
+        .filter(F.col("run_date").isin(*{d for dates in trailing.values() for d in dates}))
         .groupBy("run_date")
         .agg(F.max_by("rows_kept", F.struct("started_at", "ended_at")).alias("kept"))
         .collect()
     )
-    return {row["run_date"]: int(row["kept"]) for row in rows if row["kept"] is not None}
+    kept = {row["run_date"]: int(row["kept"]) for row in rows if row["kept"] is not None}
+    return {d: {past: kept[past] for past in dates if past in kept} for d, dates in trailing.items()}
 
 
 def _check_invariants(counts: DailyCounts, overflows: int, run_date: dt.date) -> None:

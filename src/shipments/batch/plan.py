@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from shipments.config import Config
 from shipments.model.layouts import (
@@ -92,6 +93,10 @@ class DailyPlan:
     true; totals leave it out); ``customers``: the deduplicated
     dimension with ``copies``, and ``totals``: daily totals for every ship date seen (with
     ``customer_known``) — both None when the plan was built without customers.
+
+    Built for run dates (``run_dates``), ``latest`` and ``totals`` hold them apart in a
+    ``run_date`` column: what the run of each date would compute alone, from the folders its
+    window reads (``validated`` stays one row per line read).
     """
 
     validated: DataFrame
@@ -100,12 +105,29 @@ class DailyPlan:
     totals: DataFrame | None
 
 
+RUN_DATE = "run_date"
+
+
+def for_run_dates(shipments: DataFrame, config: Config, run_dates: Sequence[dt.date]) -> DataFrame:
+    """Each record once per run date of ``run_dates`` whose window reads its folder, in
+    ``run_date``: the run for D reads folders D-lookbehind .. D+lookback, so a record landed in
+    folder I belongs to the runs of I-lookback .. I+lookbehind. Requires ``ingest_date``."""
+    first = F.date_sub("ingest_date", config.daily.lookback_days)
+    windows = F.sequence(first, F.date_add("ingest_date", config.daily.lookbehind_days))
+    return shipments.withColumn(RUN_DATE, F.explode(windows)).filter(F.col(RUN_DATE).isin(*run_dates))
+
+
 @contextlib.contextmanager
 def daily_plan(
-    spark: SparkSession, config: Config, files: Sequence[RawFile], customers: DataFrame | None = None
+    spark: SparkSession,
+    config: Config,
+    files: Sequence[RawFile],
+    customers: DataFrame | None = None,
+    *,
+    run_dates: Sequence[dt.date] | None = None,
 ) -> Iterator[DailyPlan]:
-    """Build the plan over ``files`` (and the raw customer dimension, when given); its caches are
-    released when the block ends.
+    """Build the plan over ``files`` (and the raw customer dimension, when given), for
+    ``run_dates`` when given (see ``DailyPlan``); its caches are released when the block ends.
 
     JSON parsing is most of the cost: parse once, then serve counts, totals and quarantine from
     the cached result. The cache must stay: on an uncached frame the optimizer pushes the
@@ -123,11 +145,16 @@ def daily_plan(
     try:
         rules = functools.partial(with_quarantine_rules, specs=config.quality.daily)
         validated = keep(read_shipment_records(spark, config, files).transform(with_validation, rules))
-        latest = keep(validated.transform(to_valid_shipments).transform(to_latest_versions))
+        valid = validated.transform(to_valid_shipments)
+        by: tuple[str, ...] = ()
+        if run_dates is not None:
+            valid, by = for_run_dates(valid, config, run_dates), (RUN_DATE,)
+        latest = keep(to_latest_versions(valid, by))
         dimension = totals = None
         if customers is not None:
             dimension = keep(customers.transform(to_customer_dimension))
-            totals = keep(latest.transform(filter_live).transform(with_customer, dimension).transform(to_daily_totals))
+            live = latest.transform(filter_live).transform(with_customer, dimension)
+            totals = keep(to_daily_totals(live, by))
         yield DailyPlan(validated, latest, dimension, totals)
     finally:
         for frame in reversed(cached):

@@ -470,8 +470,8 @@ def _recount(plan: DailyPlan, run_date: dt.date) -> Stages:
     by_reason = {row["reason"]: int(row["count"]) for row in plan.validated.groupBy("reason").count().collect()}
     read = sum(by_reason.values())
     reasons = {reason: count for reason, count in by_reason.items() if reason is not None}
-    latest = plan.latest.agg(*latest_stage_counts(run_date)).collect()[0]
-    sums = plan.totals.agg(*totals_stage_counts(run_date)).collect()[0]
+    latest = plan.latest.agg(*latest_stage_counts(F.lit(run_date))).collect()[0]
+    sums = plan.totals.agg(*totals_stage_counts(F.lit(run_date))).collect()[0]
     invalid = sum(reasons.values())
     return Stages(
         read=read,

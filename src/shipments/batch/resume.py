@@ -13,6 +13,7 @@ from shipments.batch.ledger import SUCCEEDED, last_runs
 from shipments.config import Config
 from shipments.dates import date_range
 from shipments.errors import ShipmentsError
+from shipments.storage.raw import RawListing
 
 RUN = "RUN"
 SKIP = "SKIP"
@@ -27,18 +28,12 @@ class DayPlan:
     reason: str
     fingerprint: str | None = None
     last_rows: int | None = None
+    # What the date's run reads (a backfill pass reads the union of its dates'); None when the
+    # input could not be listed.
+    listing: RawListing | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def line(self) -> str:
         return f"{self.run_date}  {'run ' if self.action == RUN else 'skip'}  {self.reason}"
-
-
-def day_fingerprint(spark: SparkSession, config: Config, run_date: dt.date) -> str:
-    """The input fingerprint ``run_daily`` records for ``run_date`` on today's input.
-
-    Raises:
-        InputError: the date's raw folder is missing or empty, or the customer dimension is.
-    """
-    return daily_inputs(spark, config, run_date)[1]
 
 
 def plan_backfill(
@@ -50,7 +45,7 @@ def plan_backfill(
     plans: list[DayPlan] = []
     for run_date in date_range(start, end):
         try:
-            fingerprint: str | None = day_fingerprint(spark, config, run_date)
+            listing, fingerprint = daily_inputs(spark, config, run_date)
         except ShipmentsError as exc:
             # Planned to run, so it fails with its reason and the backfill exits non-zero.
             plans.append(DayPlan(run_date, RUN, f"input problem: {exc}"))
@@ -75,5 +70,5 @@ def plan_backfill(
                 )
             )
             continue
-        plans.append(DayPlan(run_date, RUN, reason, fingerprint))
+        plans.append(DayPlan(run_date, RUN, reason, fingerprint, listing=listing))
     return plans

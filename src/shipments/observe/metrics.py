@@ -122,15 +122,22 @@ class RunMetrics:
         }
 
 
-def publish_metrics(spark: SparkSession, config: Config, metrics: RunMetrics) -> None:
-    """Record ``metrics`` in ``pipeline_metrics`` (one row per metric, one commit), then export
-    them as ``config.metrics`` says: Pushgateway when ``pushgateway`` is set, CloudWatch by
+def publish_metrics(spark: SparkSession, config: Config, *runs: RunMetrics) -> None:
+    """Record the metrics of ``runs`` (one run, or each date of a backfill pass) in
+    ``pipeline_metrics`` (one row per metric, one commit), then export each run's as
+    ``config.metrics`` says: Pushgateway when ``pushgateway`` is set, CloudWatch by
     ``cloudwatch`` (``emf``: one Embedded Metric Format line on stdout; ``put_metric_data``:
     the API). An export that fails logs one warning line; the run goes on.
     """
-    if not isinstance(metrics, RunMetrics):
-        raise TypeError(f"publish_metrics needs a RunMetrics, got {type(metrics).__name__}")
-    write_metrics(spark, config, metrics)
+    for metrics in runs:
+        if not isinstance(metrics, RunMetrics):
+            raise TypeError(f"publish_metrics needs a RunMetrics, got {type(metrics).__name__}")
+    write_metrics(spark, config, *runs)
+    for metrics in runs:
+        _export(config, metrics)
+
+
+def _export(config: Config, metrics: RunMetrics) -> None:
     settings = config.metrics
     if settings.pushgateway:
         try:
@@ -180,11 +187,13 @@ def metric_rows(config: Config, metrics: RunMetrics) -> list[tuple[Any, ...]]:
     ]
 
 
-def write_metrics(spark: SparkSession, config: Config, metrics: RunMetrics) -> None:
-    """Append the rows of ``metrics`` to ``pipeline_metrics`` in one commit (a blind append:
+def write_metrics(spark: SparkSession, config: Config, *runs: RunMetrics) -> None:
+    """Append the rows of ``runs`` to ``pipeline_metrics`` in one commit (a blind append:
     parallel runs never conflict)."""
     delta.ensure_table(spark, config, PIPELINE_METRICS)
-    rows = driver_rows.to_frame(spark, metric_rows(config, metrics), PIPELINE_METRICS_SCHEMA)
+    rows = driver_rows.to_frame(
+        spark, [row for metrics in runs for row in metric_rows(config, metrics)], PIPELINE_METRICS_SCHEMA
+    )
     delta.append_rows(rows, PIPELINE_METRICS.path(config))
 
 

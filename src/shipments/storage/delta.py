@@ -88,20 +88,33 @@ def replace_partition(frame: DataFrame, path: str, column: str, value: dt.date, 
     never a mix; a failed or killed write commits nothing. The commit is tagged with ``run_id``
     (``committed_version`` finds it, for callers that need the version).
     """
-    _replace_where(frame, path, column, value, note=run_id)
+    replace_partitions(frame, path, column, [value], run_id=run_id)
 
 
-def _replace_where(frame: DataFrame, path: str, column: str, value: dt.date, *, note: str) -> None:
-    if not isinstance(value, dt.date):
-        raise TypeError("partition value must be a datetime.date")
-    predicate = f"{column} = DATE'{value.isoformat()}'"
+def replace_partitions(frame: DataFrame, path: str, column: str, values: Sequence[dt.date], *, run_id: str) -> None:
+    """``replace_partition`` for several dates at once (a backfill pass): one atomic commit
+    replaces every partition ``column = value`` of ``values``, and no other."""
+    _replace_where(frame, path, column, values, note=run_id)
+
+
+def _replace_where(frame: DataFrame, path: str, column: str, values: Sequence[dt.date], *, note: str) -> None:
     (
         frame.write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", predicate)
+        .option("replaceWhere", partition_predicate(column, values))
         .option("userMetadata", note)
         .save(path)
     )
+
+
+def partition_predicate(column: str, values: Sequence[dt.date]) -> str:
+    """``column IN (DATE'...', ...)``, built from ``datetime.date`` values only (never from text)."""
+    if not values:
+        raise ValueError("no partition to replace")
+    if not all(isinstance(value, dt.date) for value in values):
+        raise TypeError("partition values must be datetime.date")
+    dates = ", ".join(f"DATE'{value.isoformat()}'" for value in sorted(set(values)))
+    return f"{column} IN ({dates})"
 
 
 def append_rows(frame: DataFrame, path: str, *, add_columns: bool = False) -> None:
@@ -244,12 +257,14 @@ def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, st
     return {str(key): str(value) for key, value in (info.get("operationMetrics") or {}).items()}
 
 
-def put_back_partition(spark: SparkSession, path: str, column: str, value: dt.date, *, version: int, note: str) -> None:
-    """Replace partition ``column = value`` of the table at ``path`` with its content at
-    ``version`` (time travel; empty there empties it): one atomic commit tagged ``note``, other
-    partitions untouched, as ``shipments restore`` does."""
+def put_back_partitions(
+    spark: SparkSession, path: str, column: str, values: Sequence[dt.date], *, version: int, note: str
+) -> None:
+    """Replace the partitions ``column = value`` of ``values`` of the table at ``path`` with their
+    content at ``version`` (time travel; empty there empties it): one atomic commit tagged
+    ``note``, other partitions untouched, as ``shipments restore`` does for one."""
     previous = spark.read.format("delta").option("versionAsOf", version).load(path)
-    _replace_where(previous.filter(F.col(column) == F.lit(value)), path, column, value, note=note)
+    _replace_where(previous.filter(F.col(column).isin(*values)), path, column, values, note=note)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -23,8 +25,9 @@ _VERSION_FIELDS = (
 )
 
 
-def to_latest_versions(shipments: DataFrame) -> DataFrame:
-    """One row per ``shipment_id``: the version with the greatest ``updated_at``.
+def to_latest_versions(shipments: DataFrame, by: Sequence[str] = ()) -> DataFrame:
+    """One row per ``shipment_id`` (per ``by`` + ``shipment_id``: a backfill pass keeps the
+    latest version per run date): the version with the greatest ``updated_at``.
 
     Requires the valid-shipment columns (``shipment_id``, ``updated_at``, ..., ``ingest_date``).
     Two versions with the same ``updated_at`` but different content are settled by comparing the
@@ -39,9 +42,9 @@ def to_latest_versions(shipments: DataFrame) -> DataFrame:
     """
     latest = F.max(F.struct(*_VERSION_FIELDS)).alias("latest")
     return (
-        shipments.groupBy("shipment_id")
+        shipments.groupBy(*by, "shipment_id")
         .agg(latest)
-        .select("shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS])
+        .select(*by, "shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS])
     )
 
 
