@@ -4,6 +4,7 @@ each fail the run with a one-line reason and leave the tables' content as it was
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -89,19 +90,19 @@ def test_a_write_that_loses_rows_is_put_back_and_fails_the_run(
     totals_path = str(zone["lake"] / "shipment_daily_totals")
     assert any(r.customer_id == "C0001" and r.ship_date == DAY for r in before[0])
     start = DeltaTable.forPath(spark, totals_path).history(1).collect()[0].version
-    real_replace = delta.replace_partition
+    real_replace = delta.replace_partitions
 
-    def losing_replace(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> None:
+    def losing_replace(frame: DataFrame, path: str, column: str, values: Sequence[dt.date], *, run_id: str) -> None:
         # A write that commits without one customer's row (a lost task output, a writer bug).
         if path == totals_path:
             frame = frame.filter(F.col("customer_id") != "C0001")
-        real_replace(frame, path, column, value, run_id=run_id)
+        real_replace(frame, path, column, values, run_id=run_id)
 
-    monkeypatch.setattr(delta, "replace_partition", losing_replace)
+    monkeypatch.setattr(delta, "replace_partitions", losing_replace)
     assert main(_args(zone)) == 1
     err = _last_error(capsys)
     assert f"the write of {DAY} to {totals_path} lost or gained rows" in err, err
-    assert f"put back as it was at version {start}" in err, err
+    assert f"put back as they were at version {start}" in err, err
     # Both checks saw it: the commit's own numOutputRows and the partition as written.
     assert "the commit wrote" in err and f"version {start + 1} holds" in err, err
     after = _content(spark, zone["lake"])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,16 @@ def test_failure_during_the_write_changes_nothing(
     spark: SparkSession, zone: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _state(spark, zone["lake"])
-    real_replace = delta.replace_partition
+    real_replace = delta.replace_partitions
 
-    def failing_replace(frame: DataFrame, path: str, column: str, value: dt.date, *, run_id: str) -> int:
+    def failing_replace(frame: DataFrame, path: str, column: str, values: Sequence[dt.date], *, run_id: str) -> int:
         # The Spark write job itself fails on its rows, after data files may have been written.
         name = frame.columns[-1]
         failing = F.when(F.lit(True), F.raise_error(F.lit("injected failure")))
         poisoned = frame.withColumn(name, failing.cast(frame.schema[name].dataType))
-        return real_replace(poisoned, path, column, value, run_id=run_id)
+        return real_replace(poisoned, path, column, values, run_id=run_id)
 
-    monkeypatch.setattr(delta, "replace_partition", failing_replace)
+    monkeypatch.setattr(delta, "replace_partitions", failing_replace)
     assert main(_args(zone)) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("shipments daily: failed:") and "injected failure" in err

@@ -19,7 +19,7 @@ from shipments.cli import main
 from shipments.storage import delta
 
 marker = sys.argv[1]
-real_replace = delta.replace_partition
+real_replace = delta.replace_partitions
 
 
 def _block(value: str) -> str:
@@ -28,11 +28,11 @@ def _block(value: str) -> str:
         time.sleep(1)
 
 
-def hanging_replace(frame, path, column, value, *, run_id):  # type: ignore[no-untyped-def]
+def hanging_replace(frame, path, column, values, *, run_id):  # type: ignore[no-untyped-def]
     if "shipment_daily_totals" in path:
         frame = frame.withColumn("customer_id", F.udf(_block, T.StringType())(F.col("customer_id")))
-    return real_replace(frame, path, column, value, run_id=run_id)
+    return real_replace(frame, path, column, values, run_id=run_id)
 
 
-delta.replace_partition = hanging_replace
+delta.replace_partitions = hanging_replace
 sys.exit(main(sys.argv[2:]))
