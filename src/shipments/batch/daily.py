@@ -249,11 +249,12 @@ def _observe(
         process_alerts(spark, config, checks, job="daily", run_id=record.run_id)
 
 
-def warn_day(counts: DailyCounts, run_date: dt.date, checks: list[CheckResult]) -> None:
-    """Log the day's failed checks and the dimension's problems, one warning each."""
+def warn_day(counts: DailyCounts, run_date: dt.date, checks: list[CheckResult], *, dimension: bool = True) -> None:
+    """Log the day's failed checks and unknown customers, and (``dimension``: a backfill pass
+    says it once, for all its dates) the dimension's duplicates, one warning each."""
     for result in failures(checks):
         log.warning("data quality: %s", result.describe())
-    if counts.dimension_duplicates:
+    if dimension and counts.dimension_duplicates:
         log.warning(
             "data quality: %d customer_id(s) appear more than once in the customer dimension; "
             "kept the row with the most non-blank attributes (then the smallest) for each",

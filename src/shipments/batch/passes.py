@@ -87,7 +87,7 @@ def run_pass(
             record = records[run_date]
             record.update(**counts.ledger_values(), quarantine_reasons=measured[run_date].reasons_json())
             record.checks_failed = len(failures(checks[run_date]))
-            warn_day(counts, run_date, checks[run_date])
+            warn_day(counts, run_date, checks[run_date], dimension=run_date == dates[0])
             if not any(r.blocks for r in checks[run_date]):
                 published[run_date] = counts.kept
         written = {d: (measured[d].counts.rows_written, measured[d].counts.kept) for d in published}
