@@ -25,6 +25,7 @@ import datetime as dt
 import io as text_io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark import SparkContext
@@ -101,6 +102,22 @@ def _passes(result: BackfillResult) -> int:
     return len({o.run_id for o in result.outcomes})
 
 
+def _interleaved(
+    spark: SparkSession, raw: Path, lake: Path, other: Callable[[], object]
+) -> tuple[list[float], list[float], int]:
+    """The 30-day backfill of ``raw`` in passes and ``other``, interleaved ``repeats()`` times:
+    (backfill seconds, other seconds, passes the backfill made)."""
+    backfills: list[float] = []
+    others: list[float] = []
+    passes = 0
+    for _ in range(repeats()):
+        seconds, result = timed(lambda: _backfill(spark, config(raw, lake), lake))
+        backfills.append(seconds)
+        passes = _passes(result)
+        others.append(timed(other)[0])
+    return backfills, others, passes
+
+
 def run(workdir: Path) -> str:
     spark = _session()
     small_n = max(100, round(SMALL_PER_DAY * scale()))
@@ -114,15 +131,11 @@ def run(workdir: Path) -> str:
     _backfill(spark, config(small, workdir / "lake-warmup"), workdir / "lake-warmup")
 
     # (a) 30 days in passes against one day, interleaved.
-    times: dict[str, list[float]] = {"backfill": [], "one day": [], "bare": [], "large backfill": []}
-    passes = 0
-    for _ in range(repeats()):
-        lake = workdir / "lake-30"
-        seconds, result = timed(lambda lake=lake: _backfill(spark, config(small, lake), lake))
-        times["backfill"].append(seconds)
-        passes = _passes(result)
-        day = workdir / "lake-1"
-        times["one day"].append(timed(lambda day=day: _one_day(spark, config(small, day), day))[0])
+    times: dict[str, list[float]] = {}
+    one_day = workdir / "lake-1"
+    times["backfill"], times["one day"], passes = _interleaved(
+        spark, small, workdir / "lake-30", lambda: _one_day(spark, config(small, one_day), one_day)
+    )
     print(f"  30 days in passes {median(times['backfill']):.1f}s, one day {median(times['one day']):.1f}s", flush=True)
     isolated_lake = workdir / "lake-isolated"
     isolated, _ = timed(lambda: _backfill(spark, _isolated(config(small, isolated_lake)), isolated_lake, 2))
@@ -130,13 +143,9 @@ def run(workdir: Path) -> str:
     loads.append(load_average())
 
     # (b) the large zone in passes against a bare Spark read+write of its folders, interleaved.
-    large_passes = 0
-    for _ in range(repeats()):
-        lake = workdir / "lake-large"
-        seconds, result = timed(lambda lake=lake: _backfill(spark, config(large, lake), lake))
-        times["large backfill"].append(seconds)
-        large_passes = _passes(result)
-        times["bare"].append(timed(lambda: _bare(spark, large, workdir / "bare"))[0])
+    times["large backfill"], times["bare"], large_passes = _interleaved(
+        spark, large, workdir / "lake-large", lambda: _bare(spark, large, workdir / "bare")
+    )
     print(f"  large: passes {median(times['large backfill']):.1f}s, bare {median(times['bare']):.1f}s", flush=True)
     loads.append(load_average())
 
