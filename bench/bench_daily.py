@@ -128,7 +128,7 @@ def _files(spark: SparkSession, raw: Path) -> list[raw_zone.RawFile]:
 PHASES = (
     ("ensure_tables", delta, "ensure_tables", "create the 3 tables"),
     ("compute", daily, "measure_day", "parse, validate, dedup, join, totals, counts, checks"),
-    ("writes", delta, "replace_partition", "2 replaceWhere writes + commits"),
+    ("writes", delta, "replace_partitions", "2 replaceWhere writes + commits"),
     ("ledger", ledger, "record_run", "pipeline_runs append"),
 )
 

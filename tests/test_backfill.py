@@ -299,6 +299,11 @@ def test_a_backfill_in_one_pass_gives_what_isolated_runs_give_date_by_date(
     report = run_reconcile(spark, _config(raw, lake), ReconcileRequest(day))
     assert f"last written by daily run {passed[day].run_id} (table version" in report.summary()
     assert report.findings and all("landed after the lookback window" in f for f in report.findings)
+    # ... and shows the date's own checks, not every date's of the pass (they share its run id).
+    results = spark.read.format("delta").load(str(lake / "dq_results"))
+    own = results.filter(F.col("run_date") == F.lit(day)).count()
+    assert 0 < own < results.count()
+    assert f"checks: {own} judged" in report.summary(), report.summary()
 
 
 def test_passes_are_consecutive_dates_within_the_input_cap() -> None:

@@ -281,23 +281,26 @@ def run_backfill(
 
 
 def _run_passes(backfill: _Backfill, plans: Sequence[DayPlan], parallelism: int) -> Iterator[DayOutcome]:
-    """Outcomes of the dates of ``plans``: consecutive dates in passes (``passes.run_pass``)
-    within the configured input cap, one after another; then, ``parallelism`` at a time, the
-    isolated runs: dates alone in their pass, dates whose input could not be listed (they fail
-    with that reason), and the dates of a pass that failed (a corrupt file then fails only the
-    dates that read it)."""
+    """Outcomes of the dates of ``plans``, in date order: consecutive dates in passes
+    (``passes.run_pass``) within the configured input cap; the other dates as isolated runs,
+    ``parallelism`` at a time: dates alone in their pass, dates whose input could not be listed
+    (they fail with that reason), and the dates of a pass that failed (a corrupt file then fails
+    only the dates that read it). Date order keeps what a date's checks see (the volume check's
+    earlier weeks) what a date-by-date backfill would have recorded before it."""
     cap = int(backfill.config.daily.backfill_pass_mb * 1024 * 1024)
     listed = [PassDay(p.run_date, p.listing, p.fingerprint) for p in plans if p.listing and p.fingerprint]
-    groups = pass_days(listed, cap) if cap else []
-    in_passes = {day.run_date for group in groups if len(group) > 1 for day in group}
-    isolated = sorted({p.run_date for p in plans} - in_passes)
-    for group in (g for g in groups if len(g) > 1):
+    groups = [g for g in (pass_days(listed, cap) if cap else []) if len(g) > 1]
+    in_passes = {day.run_date for group in groups for day in group}
+    alone = sorted({p.run_date for p in plans} - in_passes)
+    for group in groups:
+        before = [d for d in alone if d < group[0].run_date]
+        alone = alone[len(before) :]
+        yield from _run_all(backfill, before, parallelism)
         outcomes = _run_one_pass(backfill, group)
         if outcomes is None:
-            isolated = sorted({*isolated, *(day.run_date for day in group)})
-            continue
+            outcomes = list(_run_all(backfill, [day.run_date for day in group], parallelism))
         yield from outcomes
-    yield from _run_all(backfill, isolated, parallelism)
+    yield from _run_all(backfill, alone, parallelism)
 
 
 def _run_one_pass(backfill: _Backfill, group: Sequence[PassDay]) -> list[DayOutcome] | None:

@@ -37,6 +37,7 @@ from shipments.storage.raw import RawFile
 # New fields are looked for in the first record of this many of D's input files.
 SCHEMA_SAMPLE_FILES = 5
 _SAMPLES = 5
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +142,9 @@ def measure_days(
     live_on_day = on_day & ~F.col("deleted")
     latest = _by_run_date(
         plan.latest.groupBy(RUN_DATE).agg(
-            *latest_stage_counts(F.col(RUN_DATE)), F.max(F.when(live_on_day, F.col("updated_at"))).alias("newest")
+            *latest_stage_counts(F.col(RUN_DATE)),
+            # As epoch microseconds: collect() would give a naive time in the driver's zone.
+            F.unix_micros(F.max(F.when(live_on_day, F.col("updated_at")))).alias("newest"),
         )
     )
     unique = [s for s in specs if s.check == "unique"]
@@ -210,7 +213,7 @@ def measure_days(
             kept=counts.kept,
             unknown_rows=counts.unknown_customer_rows,
             reasons=dict(reasons),
-            worst_files=tuple(fs.file_name(path) for path, _ in rejected.most_common(_SAMPLES)),
+            worst_files=tuple(fs.file_name(path) for path, _ in sorted(rejected.items(), key=_most)[:_SAMPLES]),
             drifted_records=sum(per_file[path] for path in drifted),
             drifted_files=len(drifted),
             vanished={field: tuple(fs.file_name(p) for p in paths) for field, paths in vanished.items()},
@@ -222,7 +225,9 @@ def measure_days(
             published=published.get(run_date) if _has(specs, "shrink") else None,
             history=history.get(run_date, {}),
         )
-        measured[run_date] = Measured(counts, seen, day_latest.get("newest"))
+        newest = day_latest.get("newest")
+        newest_event = None if newest is None else _EPOCH + dt.timedelta(microseconds=newest)
+        measured[run_date] = Measured(counts, seen, newest_event)
     return measured
 
 
@@ -264,6 +269,11 @@ def _repeats(spec: CheckSpec, on_day: Column) -> Column:
     return (F.count(F.when(on_day, True)) - F.countDistinct(F.when(on_day, key))).alias(f"repeats_{spec.name}")
 
 
+def _most(item: tuple[str, int]) -> tuple[int, str]:
+    """Most first, then by name: the same order whatever order the rows were collected in."""
+    return -item[1], item[0]
+
+
 def _by_run_date(aggregates: DataFrame) -> dict[dt.date, dict[str, Any]]:
     return {row[RUN_DATE]: row.asDict() for row in aggregates.collect()}
 
@@ -279,7 +289,7 @@ def _rule_samples(spec: CheckSpec, plan: DailyPlan, window: set[dt.date], run_da
             raise ValueError("the daily plan was built without customers")
         day = (F.col(RUN_DATE) == F.lit(run_date)) & (F.col("ship_date") == F.lit(run_date))
         rows = plan.totals.filter(day & broken(spec, plan.totals)).select("customer_id")
-    return tuple(sorted(str(r[0]) for r in rows.limit(_SAMPLES).collect()))
+    return tuple(str(r[0]) for r in rows.orderBy(rows.columns[0]).limit(_SAMPLES).collect())
 
 
 def _vanished(groups: Sequence[Row], per_file: Counter[str], specs: Sequence[CheckSpec]) -> dict[str, tuple[str, ...]]:

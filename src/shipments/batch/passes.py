@@ -108,7 +108,10 @@ def run_pass(
     metrics = [
         daily_metrics(records[day.run_date], measured[day.run_date], newest_landed(day.listing.files)) for day in days
     ]
-    publish_metrics(spark, config, *metrics)
+    try:
+        publish_metrics(spark, config, *metrics)
+    except Exception as exc:  # the dates are published and recorded: running them again would repeat both
+        log.warning("run metrics of backfill pass %s not recorded: %s", run_id, describe(exc, 300))
     return ends
 
 

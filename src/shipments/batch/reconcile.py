@@ -373,12 +373,13 @@ def _shipments(rows: int | None) -> str:
 
 
 def _checks(spark: SparkSession, config: Config, run: RunRecord) -> str:
-    """The run's checks as ``dq_results`` holds them, the failed ones named."""
+    """The run's checks as ``dq_results`` holds them, the failed ones named (a backfill pass's
+    dates share its run id: only the run's own date)."""
     results = delta.read_table(spark, config, DQ_RESULTS)
     rows = (
         []
         if results is None
-        else results.filter(F.col("run_id") == F.lit(run.run_id))
+        else results.filter((F.col("run_id") == F.lit(run.run_id)) & F.col("run_date").eqNullSafe(F.lit(run.run_date)))
         .select("check_name", "severity", "passed", "detail")
         .orderBy("check_name")
         .collect()

@@ -21,8 +21,10 @@ from pyspark.sql import types as T
 
 def to_frame(spark: SparkSession, rows: Sequence[Sequence[object]], schema: T.StructType) -> DataFrame:
     """``rows`` (tuples in ``schema``'s field order) as a DataFrame with ``schema``'s columns and
-    types. A None in a non-nullable field is not checked here: the Delta write that follows
-    refuses it (a NOT NULL column), as it would any other writer's.
+    types. A None in a non-nullable field is refused: by the Delta write that follows for one row
+    (a NOT NULL column), by ``createDataFrame`` for more. Values must be of their field's kind
+    (a number for a number, text for text): one row casts them, more rows need them as such
+    (ints and floats are converted between numeric types).
 
     Raises:
         ValueError: a row does not have one value per field.
