@@ -37,7 +37,7 @@ def _rows(n: int) -> list[tuple[object, ...]]:
 
 def _collected(spark: SparkSession, rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
     frame = driver_rows.to_frame(spark, rows, SCHEMA)
-    assert frame.schema == SCHEMA or [f.dataType for f in frame.schema] == [f.dataType for f in SCHEMA]
+    assert [(f.name, f.dataType) for f in frame.schema] == [(f.name, f.dataType) for f in SCHEMA]
     out = frame.select(
         "name", "day", F.unix_micros("at").alias("at"), "value", F.col("amount").cast("string"), "count", "keys"
     )

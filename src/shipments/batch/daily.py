@@ -83,6 +83,26 @@ class DailyResult:
     checks: tuple[CheckResult, ...] = ()
     exit_code: int = EXIT_OK
 
+    @classmethod
+    def of(
+        cls, record: RunRecord, listing: RawListing, counts: DailyCounts, checks: Sequence[CheckResult]
+    ) -> DailyResult:
+        """The result of the published run ``record`` (of a date alone or of a backfill pass)."""
+        if record.run_date is None or record.table_version is None:
+            raise ValueError(f"run {record.run_id} has no date or published no version")
+        return cls(
+            run_id=record.run_id,
+            run_date=record.run_date,
+            counts=counts,
+            table_version=record.table_version,
+            input_files=len(listing.files),
+            rejected_files=tuple(
+                f.path.rsplit("/", 1)[-1] for f in listing.rejected if f.ingest_date == record.run_date
+            ),
+            seconds=(utc_now() - record.started_at).total_seconds(),
+            checks=tuple(checks),
+        )
+
     def summary(self) -> str:
         c = self.counts
         return (
@@ -127,6 +147,43 @@ def daily_inputs(spark: SparkSession, config: Config, run_date: dt.date) -> tupl
     return listing, fingerprint
 
 
+def input_record(
+    run_id: str, run_date: dt.date, listing: RawListing, fingerprint: str, started_at: dt.datetime | None = None
+) -> RunRecord:
+    """The ledger record of a daily run of ``run_date`` reading ``listing``, before it measures."""
+    record = RunRecord(run_id=run_id, job="daily", run_date=run_date, started_at=started_at or utc_now())
+    files = listing.files
+    record.update(input_fingerprint=fingerprint, input_files=len(files), input_bytes=sum(f.size for f in files))
+    return record
+
+
+def judge_measured(
+    config: Config,
+    record: RunRecord,
+    measured: Measured,
+    *,
+    allow_shrink: bool,
+    earlier: Mapping[dt.date, int] | None = None,
+    dimension: bool = True,
+) -> list[CheckResult]:
+    """Judge the day's checks on what was measured, put the counts and the failed checks in
+    ``record``, log the warnings (``dimension``: see ``warn_day``). ``earlier``: shipments kept by
+    dates published before this one and not yet in the ledger (a backfill pass's), which the
+    volume check counts in its history as the ledger would hold them."""
+    seen = measured.seen
+    specs = config.quality.daily
+    if earlier:
+        weeks = max((s.weeks for s in specs if s.check == "volume"), default=0)
+        trailing = {seen.run_date - dt.timedelta(weeks=w) for w in range(1, weeks + 1)}
+        history = {**seen.history, **{d: kept for d, kept in earlier.items() if d in trailing}}
+        seen = dataclasses.replace(seen, history=history)
+    checks = judge_day(specs, seen, allow_shrink=allow_shrink)
+    record.update(**measured.counts.ledger_values(), quarantine_reasons=measured.reasons_json())
+    record.checks_failed = len(failures(checks))
+    warn_day(measured.counts, seen.run_date, checks, dimension=dimension)
+    return checks
+
+
 def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> DailyResult:
     """Run the daily job for ``request.run_date`` and record it in ``pipeline_runs``.
 
@@ -142,10 +199,9 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
         DataQualityError: records do not conserve, or a total overflows; nothing is written.
     """
     run_date = request.run_date
-    record = RunRecord(run_id=request.run_id or new_run_id("daily", run_date), job="daily", run_date=run_date)
     listing, fingerprint = daily_inputs(spark, config, run_date)
     files = listing.files
-    record.update(input_fingerprint=fingerprint, input_files=len(files), input_bytes=sum(f.size for f in files))
+    record = input_record(request.run_id or new_run_id("daily", run_date), run_date, listing, fingerprint)
     customers = raw.read_customers(spark, config.raw)
     delta.ensure_tables(spark, config, BATCH_TABLES)
     checks: list[CheckResult] = []
@@ -158,10 +214,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
                         spark, config, plan, run_date, files, audit.landed_records(spark, config, files)
                     )
                     counts = measured.counts
-                    record.update(**counts.ledger_values(), quarantine_reasons=measured.reasons_json())
-                    checks = judge_day(config.quality.daily, measured.seen, allow_shrink=request.allow_shrink)
-                    record.checks_failed = len(failures(checks))
-                    warn_day(counts, run_date, checks)
+                    checks = judge_measured(config, record, measured, allow_shrink=request.allow_shrink)
                     if any(r.blocks for r in checks):
                         raise ChecksFailed(run_date, checks)
                     written = {run_date: (counts.rows_written, counts.kept)}
@@ -178,16 +231,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
                 write_results(spark, config, checks, job="daily", run_id=record.run_id, checked_at=record.started_at)
     finally:
         _observe(spark, config, record, measured, checks, newest_landed=newest_landed(files), alerts=request.alerts)
-    result = DailyResult(
-        run_id=record.run_id,
-        run_date=run_date,
-        counts=counts,
-        table_version=record.table_version,
-        input_files=len(files),
-        rejected_files=tuple(f.path.rsplit("/", 1)[-1] for f in listing.rejected if f.ingest_date == run_date),
-        seconds=(utc_now() - record.started_at).total_seconds(),
-        checks=tuple(checks),
-    )
+    result = DailyResult.of(record, listing, counts, checks)
     log.info(result.summary())
     return result
 

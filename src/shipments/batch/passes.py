@@ -26,16 +26,15 @@ from collections.abc import Sequence
 from pyspark.sql import SparkSession
 
 from shipments.batch import audit
-from shipments.batch.daily import ChecksFailed, DailyResult, newest_landed, publish_days, warn_day
-from shipments.batch.ledger import FAILED, SUCCEEDED, RunRecord, record_runs, utc_now
-from shipments.batch.measure import Measured, measure_days
+from shipments.batch.daily import ChecksFailed, DailyResult, input_record, judge_measured, newest_landed, publish_days
+from shipments.batch.ledger import FAILED, SUCCEEDED, record_runs, utc_now
+from shipments.batch.measure import measure_days
 from shipments.batch.plan import daily_plan
 from shipments.batch.run_metrics import daily_metrics
 from shipments.config import Config
 from shipments.errors import describe
 from shipments.observe.metrics import publish_metrics
-from shipments.quality.judge import judge_day
-from shipments.quality.results import CheckResult, failures, write_results
+from shipments.quality.results import CheckResult, write_results
 from shipments.storage import raw
 from shipments.storage.raw import RawListing
 
@@ -73,7 +72,7 @@ def run_pass(
     days = sorted(days, key=lambda day: day.run_date)
     dates = [day.run_date for day in days]
     started = utc_now()
-    records = {day.run_date: _record(day, run_id, started) for day in days}
+    records = {day.run_date: input_record(run_id, day.run_date, day.listing, day.fingerprint, started) for day in days}
     files = sorted({f.path: f for day in days for f in day.listing.files}.values())
     rejected = sorted({f.path: f for day in days for f in day.listing.rejected}.values())
     customers = raw.read_customers(spark, config.raw)
@@ -82,14 +81,16 @@ def run_pass(
         measured = measure_days(spark, config, plan, dates, files, audit.landed_records(spark, config, files))
         published: dict[dt.date, int] = {}
         for run_date in dates:
-            checks[run_date] = _judge(config, measured[run_date], published, allow_shrink)
-            counts = measured[run_date].counts
-            record = records[run_date]
-            record.update(**counts.ledger_values(), quarantine_reasons=measured[run_date].reasons_json())
-            record.checks_failed = len(failures(checks[run_date]))
-            warn_day(counts, run_date, checks[run_date], dimension=run_date == dates[0])
+            checks[run_date] = judge_measured(
+                config,
+                records[run_date],
+                measured[run_date],
+                allow_shrink=allow_shrink,
+                earlier=published,
+                dimension=run_date == dates[0],
+            )
             if not any(r.blocks for r in checks[run_date]):
-                published[run_date] = counts.kept
+                published[run_date] = measured[run_date].counts.kept
         written = {d: (measured[d].counts.rows_written, measured[d].counts.kept) for d in published}
         version = publish_days(spark, config, plan, written, rejected, run_id=run_id, at=started) if written else None
     ends: list[DayEnd] = []
@@ -97,7 +98,8 @@ def run_pass(
         record = records[day.run_date]
         if day.run_date in published:
             record.status, record.table_version = SUCCEEDED, version
-            ends.append(DayEnd(day.run_date, result=_result(day, record, measured[day.run_date], checks[day.run_date])))
+            result = DailyResult.of(record, day.listing, measured[day.run_date].counts, checks[day.run_date])
+            ends.append(DayEnd(day.run_date, result=result))
         else:
             refused = ChecksFailed(day.run_date, checks[day.run_date])
             record.status, record.error = FAILED, describe(refused)
@@ -132,34 +134,3 @@ def pass_days(plans: Sequence[PassDay], max_bytes: int) -> list[list[PassDay]]:
     if current:
         passes.append(current)
     return passes
-
-
-def _record(day: PassDay, run_id: str, started: dt.datetime) -> RunRecord:
-    files = day.listing.files
-    record = RunRecord(run_id=run_id, job="daily", run_date=day.run_date, started_at=started)
-    record.update(input_fingerprint=day.fingerprint, input_files=len(files), input_bytes=sum(f.size for f in files))
-    return record
-
-
-def _judge(config: Config, measured: Measured, published: dict[dt.date, int], allow_shrink: bool) -> list[CheckResult]:
-    """The date's checks. Its volume history also holds the pass's earlier dates of the same
-    weekday that passed theirs (in date order, isolated runs would have recorded them first)."""
-    seen = measured.seen
-    specs = config.quality.daily
-    weeks = max((s.weeks for s in specs if s.check == "volume"), default=0)
-    trailing = {seen.run_date - dt.timedelta(weeks=w) for w in range(1, weeks + 1)}
-    history = {**seen.history, **{d: kept for d, kept in published.items() if d in trailing}}
-    return judge_day(specs, dataclasses.replace(seen, history=history), allow_shrink=allow_shrink)
-
-
-def _result(day: PassDay, record: RunRecord, measured: Measured, checks: Sequence[CheckResult]) -> DailyResult:
-    return DailyResult(
-        run_id=record.run_id,
-        run_date=day.run_date,
-        counts=measured.counts,
-        table_version=record.table_version or 0,
-        input_files=len(day.listing.files),
-        rejected_files=tuple(f.path.rsplit("/", 1)[-1] for f in day.listing.rejected if f.ingest_date == day.run_date),
-        seconds=(utc_now() - record.started_at).total_seconds(),
-        checks=tuple(checks),
-    )
