@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -22,6 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shipments.batch import audit
+from shipments.batch.background import Background
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
 from shipments.batch.measure import DailyCounts, Measured, measure_day
 from shipments.batch.plan import RUN_DATE, DailyPlan, daily_plan, ingest_dates, raw_layout
@@ -206,6 +208,7 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
     delta.ensure_tables(spark, config, BATCH_TABLES)
     checks: list[CheckResult] = []
     measured: Measured | None = None
+    results: Background[None] | None = None  # the dq_results append, once the checks are judged
     try:
         with recorded_run(spark, config, record):
             try:
@@ -215,6 +218,18 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
                     )
                     counts = measured.counts
                     checks = judge_measured(config, record, measured, allow_shrink=request.allow_shrink)
+                    # The results' append (another table) overlaps the publication; it is done
+                    # before the ledger row, as when it followed it.
+                    append = functools.partial(
+                        write_results,
+                        spark,
+                        config,
+                        checks,
+                        job="daily",
+                        run_id=record.run_id,
+                        checked_at=record.started_at,
+                    )
+                    results = Background(append, "daily-dq-results")
                     if any(r.blocks for r in checks):
                         raise ChecksFailed(run_date, checks)
                     written = {run_date: (counts.rows_written, counts.kept)}
@@ -228,7 +243,8 @@ def run_daily(spark: SparkSession, config: Config, request: DailyRequest) -> Dai
                     raise
                 raise unreadable from exc
             finally:
-                write_results(spark, config, checks, job="daily", run_id=record.run_id, checked_at=record.started_at)
+                if results is not None:  # (a run that failed before judging has no result to record)
+                    results.result()
     finally:
         _observe(spark, config, record, measured, checks, newest_landed=newest_landed(files), alerts=request.alerts)
     result = DailyResult.of(record, listing, counts, checks)

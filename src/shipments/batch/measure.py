@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch import audit
+from shipments.batch.background import Background
 from shipments.batch.plan import RUN_DATE, DailyPlan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import DataQualityError
@@ -129,6 +130,11 @@ def measure_days(
     totals_rules = row_rules(specs, TOTALS, ("warn", "fail"))
     validated = plan.validated
     on_day = F.col("ship_date") == F.col(RUN_DATE)
+    # The checks' reads of other tables need nothing of the plan: they overlap its aggregations.
+    published_now = Background(
+        lambda: _published(spark, config, run_dates) if _has(specs, "shrink") else {}, "measure-published"
+    )
+    history_now = Background(lambda: _history(spark, config, run_dates, specs), "measure-history")
 
     # Records per file and reason, in one pass: their sums are a run's read and quarantined
     # counts, the audit compares them per file with what the files hold, and a required field
@@ -157,8 +163,7 @@ def measure_days(
         )
     )
     dimension_duplicates = plan.customers.filter(F.col("copies") > 1).count()
-    published = _published(spark, config, run_dates) if _has(specs, "shrink") else {}
-    history = _history(spark, config, run_dates, specs)
+    published, history = published_now.result(), history_now.result()
     keys = {f.path: landed_files.file_key(spark, f.path) for f in files}
 
     measured: dict[dt.date, Measured] = {}
