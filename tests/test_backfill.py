@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,13 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, run_backfill
+from shipments.batch import backfill as backfill_module
+from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, DayOutcome, run_backfill
 from shipments.batch.daily import DailyRequest, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED
 from shipments.batch.passes import PassDay, pass_days
 from shipments.batch.reconcile import ReconcileRequest, run_reconcile
-from shipments.batch.resume import plan_backfill
+from shipments.batch.resume import RUN, DayPlan, plan_backfill
 from shipments.batch.retry import is_commit_conflict, run_with_retry
 from shipments.cli import main
 from shipments.config import Config, DailyConfig, load_config
@@ -317,6 +319,40 @@ def test_passes_are_consecutive_dates_within_the_input_cap() -> None:
     assert groups == [[1, 2], [3, 4], [6, 7]]  # 1+2 read 120 bytes, +3 would be 160; 5 is not run
     assert [[d.run_date.day for d in g] for g in pass_days(days, 10)] == [[1], [2], [3], [4], [6], [7]]
     assert len(pass_days(days, 10**6)) == 2  # the gap at the 5th still cuts
+
+
+def test_passes_and_isolated_dates_run_in_date_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1st-2nd form a pass; the 3rd could not be listed; the 4th-5th form a pass that fails
+    (they run isolated); the 6th reads more than the cap: each runs in its date's turn, so the
+    volume check of a date sees the dates before it recorded, as date by date."""
+
+    def plan(number: int, size: int | None) -> DayPlan:
+        run_date = dt.date(2026, 11, number)
+        if size is None:
+            return DayPlan(run_date, RUN, "input could not be listed")
+        files = [RawFile(f"d{number}", size, 0, run_date, "x", "shipments")]
+        return DayPlan(run_date, RUN, "new", fingerprint=f"f{number}", listing=RawListing(files, []))
+
+    calls: list[str] = []
+
+    def run_all(backfill: object, dates: list[dt.date], parallelism: int) -> Iterator[DayOutcome]:
+        if dates:  # (the real one makes nothing of an empty list either)
+            calls.append("isolated " + ",".join(str(d.day) for d in dates))
+        yield from (DayOutcome(d, SUCCEEDED) for d in dates)
+
+    def run_one_pass(backfill: object, group: list[PassDay]) -> list[DayOutcome] | None:
+        calls.append("pass " + ",".join(str(d.run_date.day) for d in group))
+        return None if group[0].run_date.day == 4 else [DayOutcome(d.run_date, SUCCEEDED) for d in group]
+
+    monkeypatch.setattr(backfill_module, "_run_all", run_all)
+    monkeypatch.setattr(backfill_module, "_run_one_pass", run_one_pass)
+    config = load_config(LOCAL_CONF, raw="/unused", lake="/unused")
+    config = dataclasses.replace(config, daily=dataclasses.replace(config.daily, backfill_pass_mb=100 / 2**20))
+    backfill = backfill_module._Backfill(None, config, "b", 1, 0.0, False)  # type: ignore[arg-type]
+    plans = [plan(1, 40), plan(2, 40), plan(3, None), plan(4, 40), plan(5, 40), plan(6, 500)]
+    outcomes = list(backfill_module._run_passes(backfill, plans, 2))
+    assert [o.run_date.day for o in outcomes] == [1, 2, 3, 4, 5, 6]
+    assert calls == ["pass 1,2", "isolated 3", "pass 4,5", "isolated 4,5", "isolated 6"]
 
 
 @pytest.mark.parametrize("value", [-1, "big", True, float("inf")])

@@ -6,6 +6,7 @@ wall-clock window measured around the run.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -78,3 +79,11 @@ def test_run_timestamps_are_utc_instants(spark: SparkSession, tmp_path: Path, zo
     for name, value in (("started_at", started_at), ("ended_at", ended_at), ("quarantined_at", quarantined_at)):
         assert window[0] <= value <= window[1], f"{name} is {value - after:+.0f}s from the run's wall clock (TZ={zone})"
     assert started_at <= ended_at
+    # Freshness: from the newest live event (S1's updated_at, 08:00 UTC) to when the metrics were
+    # recorded, both instants; a time read back in the driver's zone would be off by its offset.
+    metrics = spark.read.format("delta").load(str(lake / "pipeline_metrics"))
+    freshness_rows = metrics.filter(F.col("metric") == "freshness_seconds")
+    (freshness,) = [row.value for row in freshness_rows.select("value").collect()]
+    (recorded_at,) = _epochs(freshness_rows, "recorded_at")
+    newest_event = dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC).timestamp()
+    assert freshness == pytest.approx(recorded_at - newest_event, abs=0.01), f"TZ={zone}"
