@@ -18,6 +18,7 @@ the 4g driver; peak memory per rung).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -63,11 +64,14 @@ def run(workdir: Path) -> str:
     return _report(rungs, measured, reps)
 
 
+@dataclasses.dataclass(frozen=True)
 class Run:
     """One whole process: its exit code, wall seconds, peak tree memory and last output line."""
 
-    def __init__(self, returncode: int, seconds: float, peak_bytes: int, last_line: str) -> None:
-        self.returncode, self.seconds, self.peak_bytes, self.last_line = returncode, seconds, peak_bytes, last_line
+    returncode: int
+    seconds: float
+    peak_bytes: int
+    last_line: str
 
     @property
     def peak_mb(self) -> float:
