@@ -120,7 +120,6 @@ def _tree_rss(root: int) -> int:
     is not counted again. Counted, it doubled the JVM's peak at 3M (9.4 GB for 4.8 GB).
     """
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     statms: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -133,7 +132,6 @@ def _tree_rss(root: int) -> int:
         # the command name (in parentheses) may hold spaces: the fields after it are fixed
         fields = stat[stat.rindex(")") + 2 :].split()
         parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(statm[1]) * os.sysconf("SC_PAGE_SIZE")
         statms[int(entry)] = statm
     tree, frontier = {root}, [root]
     while frontier:
@@ -141,8 +139,11 @@ def _tree_rss(root: int) -> int:
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
-    shared = {pid for pid in tree if pid != root and statms.get(pid) == statms.get(parents[pid])}
-    return sum(rss.get(pid, 0) for pid in tree - shared)
+    # statm: size, resident, shared, text, lib, data, dt (pages)
+    counted = [
+        statms[pid] for pid in tree if pid in statms and (pid == root or statms[pid] != statms.get(parents[pid]))
+    ]
+    return sum(int(statm[1]) for statm in counted) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _report(rungs: list[int], measured: dict[int, dict[str, Any]], reps: int) -> str:
