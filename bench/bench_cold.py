@@ -202,7 +202,8 @@ def _report(rungs: list[int], measured: dict[int, dict[str, Any]], reps: int) ->
             "config, the same files read with the same fixed schema, Parquet written), on bench_daily's raw zones. "
             f"Interleaved, median of {reps} (the top rung once). Wall time includes Python and JVM start-up and "
             "shutdown, what an EMR step or a Glue run pays. Peak memory: resident set of the process tree "
-            "(Python + JVM), sampled every 0.2 s.",
+            "(Python + JVM; a fork not yet exec'd shares its parent's memory and is counted once), "
+            "sampled every 0.2 s.",
             "",
             table(
                 [
