@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -167,6 +168,32 @@ def shipments_cmd(conf: Path, *args: str) -> list[str]:
 # --------------------------------------------------------------------------- sink input rows
 
 ARRIVED = dt.datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
+
+
+class _ProgressLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = json.loads(record.getMessage())
+        if line.get("event") == "stream_progress":
+            self.lines.append(line)
+
+
+@contextlib.contextmanager
+def progress_lines() -> Iterator[list[dict[str, Any]]]:
+    """The stream's progress lines (one per micro-batch, on ``shipments.metrics``) logged in the
+    block, parsed; the list fills as they come."""
+    metrics, handler = logging.getLogger("shipments.metrics"), _ProgressLines()
+    level = metrics.level
+    metrics.addHandler(handler)
+    metrics.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        metrics.setLevel(level)
+        metrics.removeHandler(handler)
 
 
 def nov20(hh: int, mm: int = 0) -> dt.datetime:

@@ -4,8 +4,6 @@ sink) in-process with ``--available-now`` semantics, one micro-batch per run."""
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from shipments.config import load_config
+from shipments.storage import streams
 from shipments.stream.job import StreamRequest, run_stream
-from tests.stream_fixtures import ROOT, at_minute, event, read_status
+from tests.stream_fixtures import ROOT, at_minute, event, progress_lines, read_rows, read_status
 
 pytestmark = pytest.mark.slow
 
@@ -32,29 +31,6 @@ def no_data_batches_off(spark: SparkSession) -> Iterator[None]:
     spark.conf.unset("spark.sql.streaming.noDataMicroBatches.enabled")
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def progress_lines() -> Iterator[list[str]]:
-    """What the progress listener logs on ``shipments.metrics`` during the test."""
-    metrics, handler = logging.getLogger("shipments.metrics"), _Lines()
-    level = metrics.level
-    metrics.addHandler(handler)
-    metrics.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        metrics.setLevel(level)
-        metrics.removeHandler(handler)
-
-
 ORDERS = {
     "in_transit_first": [IN_TRANSIT, CREATED, DELIVERED, CREATED],
     "delivered_first": [DELIVERED, CREATED, IN_TRANSIT, CREATED],
@@ -67,14 +43,15 @@ def test_an_event_id_reused_for_other_content_gives_the_same_status_in_either_or
     tmp_path: Path,
     lines: list[str],
     no_data_batches_off: None,
-    progress_lines: list[str],
 ) -> None:
     folder = tmp_path / "events"
     folder.mkdir()
     (folder / "part-0.jsonl").write_text("\n".join(lines) + "\n")
     config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
 
-    result = run_stream(spark, config, StreamRequest("files", str(tmp_path / "checkpoint"), True, input=str(folder)))
+    with progress_lines() as progress:
+        request = StreamRequest("files", str(tmp_path / "checkpoint"), True, input=str(folder))
+        result = run_stream(spark, config, request)
 
     # Same event_time and event_id: the fixed order decides, greater status first ("IN_TRANSIT").
     assert read_status(spark, tmp_path / "lake") == {
@@ -84,5 +61,72 @@ def test_an_event_id_reused_for_other_content_gives_the_same_status_in_either_or
     assert sorted(result.batches) == [0]
     assert result.batches[0].reused_event_ids == 1
     assert result.batches[0].on_time == 3  # both versions of e1 reached the sink, one e2
-    progress = [json.loads(line) for line in progress_lines if '"stream_progress"' in line]
     assert [(p["batch_id"], p["reused_event_ids"]) for p in progress] == [(0, 1)]
+
+
+def test_rejected_lines_pass_the_dedup_state_and_only_an_exact_copy_in_one_file_is_one_dead_letter(
+    spark: SparkSession, tmp_path: Path, no_data_batches_off: None
+) -> None:
+    # Rejected records go through the dedup operator under their dead-letter identity (for a file:
+    # the file and the line's text), which no valid event has and no other record shares.
+    folder = tmp_path / "events"
+    folder.mkdir()
+    broken, other = '{"event_id": "e9", "shipment_id": ', "not json"
+    (folder / "part-0.jsonl").write_text("\n".join([broken, CREATED, other, broken, broken]) + "\n")
+    (folder / "part-1.jsonl").write_text(broken + "\n")  # the same text in another file
+    config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
+
+    with progress_lines() as progress:
+        request = StreamRequest("files", str(tmp_path / "checkpoint"), True, input=str(folder))
+        result = run_stream(spark, config, request)
+
+    dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
+    assert sorted((r["source_file"].rsplit("/", 1)[-1], r["raw_value"], r["error"]) for r in dlq) == sorted(
+        [
+            ("part-0.jsonl", broken, "malformed_json"),
+            ("part-0.jsonl", other, "malformed_json"),
+            ("part-1.jsonl", broken, "malformed_json"),
+        ]
+    )
+    assert read_status(spark, tmp_path / "lake") == {"S2": ("CREATED", at_minute(0), "e2")}
+    # Six lines read once; the two copies of `broken` in part-0 dropped by the state, as the DLQ
+    # would drop them; every record accounted for: 4 = 1 on time + 3 dead letters.
+    assert [(p["input_rows"], p["duplicates_dropped"], p["records"], p["dlq_rows"]) for p in progress] == [(6, 2, 4, 3)]
+    assert (result.batches[0].on_time, result.batches[0].dlq) == (1, 3)
+    assert streams.checkpoint_sources(spark, request.checkpoint) == 1
+
+
+def test_a_checkpoint_of_the_plan_that_read_twice_restarts_with_that_plan(
+    spark: SparkSession, tmp_path: Path, no_data_batches_off: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Until 2026-12 the plan was a union over the source, and its checkpoints record two sources;
+    # Spark refuses to restart one with a plan of one source ("There are [2] sources in the
+    # checkpoint offsets and now there are [1]"), so such a checkpoint keeps its plan.
+    folder = tmp_path / "events"
+    folder.mkdir()
+    config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
+    request = StreamRequest("files", str(tmp_path / "checkpoint"), True, input=str(folder))
+    (folder / "part-0.jsonl").write_text("\n".join([CREATED, "not json", "not json"]) + "\n")
+    with monkeypatch.context() as patch:  # the first run writes a checkpoint as the old plan did
+        patch.setattr(streams, "checkpoint_sources", lambda spark, checkpoint: 2)
+        run_stream(spark, config, request)
+    assert streams.checkpoint_sources(spark, request.checkpoint) == 2
+
+    (folder / "part-1.jsonl").write_text("\n".join([CREATED, IN_TRANSIT, "not json"]) + "\n")
+    with progress_lines() as progress:
+        result = run_stream(spark, config, request)
+
+    assert sorted(result.batches) == [1]
+    # CREATED again: a re-delivery the restored state drops; both reads of the source counted.
+    assert [(p["input_rows"], p["duplicates_dropped"], p["on_time_rows"], p["dlq_rows"]) for p in progress] == [
+        (6, 1, 1, 1)
+    ]
+    assert read_status(spark, tmp_path / "lake") == {
+        "S1": ("IN_TRANSIT", at_minute(10), "e1"),
+        "S2": ("CREATED", at_minute(0), "e2"),
+    }
+    dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
+    assert sorted((r["source_file"].rsplit("/", 1)[-1], r["raw_value"]) for r in dlq) == [
+        ("part-0.jsonl", "not json"),
+        ("part-1.jsonl", "not json"),
+    ]

@@ -17,7 +17,16 @@ from pyspark.sql import SparkSession
 
 from shipments.config import Config, load_config
 from shipments.stream.job import StreamRequest, run_stream
-from tests.stream_fixtures import ROOT, at_minute, event, kafka, model_tables, read_rows, read_status  # noqa: F401
+from tests.stream_fixtures import (  # noqa: F401
+    ROOT,
+    at_minute,
+    event,
+    kafka,
+    model_tables,
+    progress_lines,
+    read_rows,
+    read_status,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +43,7 @@ PHASE_1 = [
     event("e301", "S3", "CREATED", 50, location=None),  # the greatest event time: watermark -> minute -10
     '{"event_id": "broken", "shipment_id": ',
     "not json at all",
+    "not json at all",  # the same bad payload again: a record of its own (its own offset)
     '{"event_id":"e901","shipment_id":"S9","status":"CREATED"}',
     '{"event_id":"e902","shipment_id":"S9","status":"TELEPORTED","event_time":"2026-11-20T10:00:00Z"}',
 ]
@@ -81,12 +91,24 @@ def e2e(
     request = StreamRequest("kafka", str(work / "checkpoint"), True, None, kafka.bootstrap_servers, TOPIC)
     kafka.create_topic(TOPIC, partitions=2)
     coordinates: dict[str, list[tuple[int, int]]] = {}
-    for phase, lines in (("1", PHASE_1), ("2", PHASE_2)):
-        sent = kafka.produce(TOPIC, [(_key(line), line) for line in lines])
-        coordinates[phase] = sent
-        result = run_stream(spark, config, request)
-        assert len(result.batches) == 1, f"phase {phase} ran {sorted(result.batches)} batches"
-    return {"config": config, "work": work, "request": request, "coordinates": coordinates}
+    with progress_lines() as progress:
+        for phase, lines in (("1", PHASE_1), ("2", PHASE_2)):
+            sent = kafka.produce(TOPIC, [(_key(line), line) for line in lines])
+            coordinates[phase] = sent
+            result = run_stream(spark, config, request)
+            assert len(result.batches) == 1, f"phase {phase} ran {sorted(result.batches)} batches"
+    return {"config": config, "work": work, "request": request, "coordinates": coordinates, "progress": progress}
+
+
+def test_each_batch_reads_its_kafka_records_once(e2e: dict[str, Any]) -> None:
+    # Rejected records pass the dedup operator with valid events, so one plan reads the source
+    # once; a union of a valid and a rejected branch read every record twice (2 x input_rows).
+    got = [
+        (line["batch_id"], line["input_rows"], line["duplicates_dropped"], line["records"]) for line in e2e["progress"]
+    ]
+    # Phase 1: e102's copy dropped (the copy of a bad payload is a record of its own); phase 2:
+    # e102 again (within the 10-minute dedup window of processing time) and e401's copy.
+    assert got == [(0, len(PHASE_1), 1, len(PHASE_1) - 1), (1, len(PHASE_2), 2, len(PHASE_2) - 2)]
 
 
 def test_kafka_end_to_end_exact_table_contents(spark: SparkSession, e2e: dict[str, Any]) -> None:
@@ -122,6 +144,7 @@ def test_kafka_end_to_end_exact_table_contents(spark: SparkSession, e2e: dict[st
     errors = sorted(r["error"] for r in dlq)
     assert errors == sorted(
         [
+            "malformed_json",
             "malformed_json",
             "malformed_json",
             "malformed_json",

@@ -9,6 +9,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
+from shipments.config import join_path
+from shipments.storage import fs
+
 
 def read_kafka_records(
     spark: SparkSession, bootstrap_servers: str, topic: str, *, max_offsets_per_trigger: int
@@ -50,6 +53,17 @@ def read_file_records(spark: SparkSession, folder: str, *, max_files_per_trigger
         F.col("_metadata.file_path").alias("source_file"),
         F.current_timestamp().alias("arrived_at"),
     )
+
+
+def checkpoint_sources(spark: SparkSession, checkpoint: str) -> int | None:
+    """How many sources the newest entry of ``checkpoint``'s offset log records (None for a
+    checkpoint without one yet). Spark restarts a checkpoint only with a plan of that many."""
+    entries = [status for status in fs.list_folder(spark, join_path(checkpoint, "offsets")) if status.name.isdigit()]
+    if not entries:
+        return None
+    text = fs.read_text(spark, max(entries, key=lambda status: int(status.name)).path) or ""
+    # "v1", the batch's metadata, then one line per source.
+    return max(len(text.splitlines()) - 2, 0)
 
 
 def start_foreach_batch(

@@ -2,8 +2,8 @@
 
     source -> parse + validate (explicit schema, rejected records kept with a reason)
            -> cap event time at arrival + max_future_skew
-           -> valid events: drop re-deliveries, i.e. the same event_id with the same content
-              (RocksDB state, bounded by dedup_window)
+           -> drop re-deliveries: a valid event with the same event_id and content, a rejected
+              record with the same dead-letter identity (RocksDB state, bounded by dedup_window)
            -> foreachBatch (``sink``): DLQ / late / MERGE newest-per-shipment (+ DynamoDB)
               -> checks, alerts and metrics of the batch (``report``)
 
@@ -23,16 +23,18 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from shipments.config import Config, StreamConfig, duration_seconds
 from shipments.errors import EXIT_OK
+from shipments.model.events import STREAM_RECORD_COLUMNS
 from shipments.model.tables import STREAM_TABLES
 from shipments.storage import delta, streams
 from shipments.stream.metrics import StatusProgressListener
 from shipments.stream.report import BatchReporter
-from shipments.stream.sink import QUERY_NAME, StatusBatchSink, StatusTables
+from shipments.stream.sink import DLQ_KEY, QUERY_NAME, StatusBatchSink, StatusTables
 from shipments.stream.stats import BatchStats
 from shipments.stream.watermarks import WatermarkLog
 from shipments.transforms.events import (
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 # Part of the dedup operator's state key (with event_id); dropped again right after it.
 _CONTENT_HASH = "_content_hash"
+# The sources a checkpoint of the two-reads plan records (its union names the source twice).
+_TWO_READS_SOURCES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +111,8 @@ def stream_session_settings(stream: StreamConfig) -> dict[str, str]:
     }
 
 
-def to_status_records(records: DataFrame, stream: StreamConfig) -> DataFrame:
-    """The streaming plan before the sink: parse, cap, dedup valid events, keep rejected records.
+def to_status_records(records: DataFrame, stream: StreamConfig, *, two_reads: bool = False) -> DataFrame:
+    """The streaming plan before the sink: parse, cap, dedup (rejected records kept).
 
     Requires the columns of ``read_kafka_records`` / ``read_file_records``. Returns
     ``STREAM_RECORD_COLUMNS``. Re-deliveries of an event (same event_id, same content) within
@@ -121,19 +125,46 @@ def to_status_records(records: DataFrame, stream: StreamConfig) -> DataFrame:
     shuffle order; so copies with different content all reach the sink, which picks the winner
     by a fixed order (``to_latest_per_shipment``) and counts the reuse (``reused_event_ids``).
     Changing this key changes the state's schema: a checkpoint written before must start fresh.
+
+    Rejected records pass the same operator under their dead-letter identity, so the plan reads
+    its source once. ``two_reads``: the plan before that (valid events through the operator, a
+    union with the rejected records beside it), which reads the source twice and which a
+    checkpoint written by it needs (Spark restarts a checkpoint only with as many sources).
     """
     parsed = records.transform(with_parsed_event).transform(
         with_capped_event_time, duration_seconds(stream.max_future_skew)
     )
-    unique_events = (
-        parsed.transform(filter_valid_events)
-        .select("*", event_content_hash().alias(_CONTENT_HASH))
-        .withWatermark("arrived_at", stream.dedup_window)
-        .dropDuplicatesWithinWatermark(["event_id", _CONTENT_HASH])
-        .drop(_CONTENT_HASH)
+    if two_reads:
+        unique_events = parsed.transform(filter_valid_events).select("*", event_content_hash().alias(_CONTENT_HASH))
+        return _drop_redeliveries(unique_events, stream).unionByName(parsed.transform(filter_rejected_events))
+    # Rejected records keyed by their dead-letter identity with a null hash, which no valid event
+    # has: an exact copy of a dead letter is dropped as the DLQ would drop it, nothing else.
+    valid = F.col("reason").isNull()
+    keyed = parsed.select(
+        *[
+            F.when(valid, F.col(name)).otherwise(_dead_letter_id()).alias(name) if name == "event_id" else name
+            for name in parsed.columns
+        ],
+        F.when(valid, event_content_hash()).alias(_CONTENT_HASH),
     )
-    # Rejected records have no trustworthy event_id: they bypass dedup, so none is merged away.
-    return unique_events.unionByName(parsed.transform(filter_rejected_events))
+    unique = _drop_redeliveries(keyed, stream)
+    return unique.select(
+        *[F.when(valid, F.col(name)).alias(name) if name == "event_id" else name for name in STREAM_RECORD_COLUMNS]
+    )
+
+
+def _drop_redeliveries(keyed: DataFrame, stream: StreamConfig) -> DataFrame:
+    """Drop rows whose (event_id, content hash) came within ``dedup_window`` (the hash column
+    dropped after)."""
+    window = keyed.withWatermark("arrived_at", stream.dedup_window)
+    return window.dropDuplicatesWithinWatermark(["event_id", _CONTENT_HASH]).drop(_CONTENT_HASH)
+
+
+def _dead_letter_id() -> Column:
+    """What identifies a rejected record in the dead-letter table (``sink.DLQ_KEY``: its Kafka
+    position, or its file and text), as one string for the dedup key's event_id part."""
+    identity = [F.col("raw_text" if name == "raw_value" else name) for name in DLQ_KEY]
+    return F.concat(F.lit("dead-letter:"), F.sha2(F.to_json(F.struct(*identity)), 256))
 
 
 def _source(spark: SparkSession, config: Config, request: StreamRequest) -> DataFrame:
@@ -176,6 +207,13 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         StreamingQueryException: the query failed (the checkpoint is left for a restart).
     """
     delta.ensure_tables(spark, config, STREAM_TABLES)
+    two_reads = streams.checkpoint_sources(spark, request.checkpoint) == _TWO_READS_SOURCES
+    if two_reads:
+        log.warning(
+            "checkpoint %s was written by the plan that reads the source twice per batch, which it keeps; "
+            "a new checkpoint reads it once (docs/streaming.md, 'Upgrading')",
+            request.checkpoint,
+        )
     reporter = BatchReporter(config)
     sink = StatusBatchSink(
         StatusTables.of(config),
@@ -187,7 +225,7 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
     spark.streams.addListener(listener)
     try:
         query = streams.start_foreach_batch(
-            to_status_records(_source(spark, config, request), config.stream),
+            to_status_records(_source(spark, config, request), config.stream, two_reads=two_reads),
             sink,
             name=QUERY_NAME,
             checkpoint=request.checkpoint,
