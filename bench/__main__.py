@@ -55,17 +55,22 @@ def _package(name: str) -> str:
         return "not installed"
 
 
-def machine() -> str:
-    """The machine and versions the numbers were measured on, as Markdown."""
-    meminfo = Path("/proc/meminfo").read_text().splitlines() if Path("/proc/meminfo").exists() else []
-    mem_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:")), 0)
+def cpus() -> str:
+    """The CPUs this process may use and their model, e.g. "2 (AMD EPYC)"."""
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     model = next(
         (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.machine()
     )
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{count} ({model})"
+
+
+def machine() -> str:
+    """The machine and versions the numbers were measured on, as Markdown."""
+    meminfo = Path("/proc/meminfo").read_text().splitlines() if Path("/proc/meminfo").exists() else []
+    mem_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:")), 0)
     rows = [
-        ("CPUs (nproc)", f"{cpus} ({model})"),
+        ("CPUs (nproc)", cpus()),
         ("memory", f"{mem_kb / 1024 / 1024:.1f} GiB"),
         ("OS", platform.platform()),
         ("Python", platform.python_version()),
@@ -95,8 +100,8 @@ def run_one(name: str) -> bool:
     seconds = time.perf_counter() - started
     footer = (
         f"\n_bench `{name}`: run {started_at}, BENCH_SCALE={os.environ.get('BENCH_SCALE', '1')}, "
-        f"{seconds:.0f} s in all, 1-minute load average {load_before} before / {load_average()} after "
-        f"(above the CPU count means other work competed for the CPU)._\n"
+        f"{seconds:.0f} s in all, CPUs {cpus()}, 1-minute load average {load_before} before / {load_average()} "
+        f"after (above the CPU count means other work competed for the CPU)._\n"
     )
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / f"{name}.md").write_text(section + footer)
@@ -116,6 +121,10 @@ def write_report() -> None:
         "each section says when it was run and at what scale. How to run and read it: bench/README.md.",
         "",
         "## Machine",
+        "",
+        "Where this report was written. Each section's last line names the CPUs it ran on (sections run before "
+        "2026-12-01 17:00 do not: machines of this kind have had Intel Xeon and AMD EPYC CPUs, 2 cores each, "
+        "and the same run took up to 1.7x longer on one than on the other).",
         "",
         machine(),
         "",
