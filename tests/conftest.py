@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from shipments.config import Config, load_config
 from shipments.session import build_spark
+from tests.cold_run import cold_daily  # noqa: F401  (session-wide: one cold process for the tests that need one)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_CONF = ROOT / "conf" / "local.yaml"

@@ -7,10 +7,7 @@ wall-clock window measured around the run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,26 +16,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.cli import main
+from tests.cold_run import DAY, ZONE, ColdRun, land_two_shipments
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_CONF = ROOT / "conf" / "local.yaml"
 SLACK_SECONDS = 5
-
-
-def _line(sid: str, weight: object) -> str:
-    return json.dumps(
-        {
-            "shipment_id": sid,
-            "customer_id": "C1",
-            "created_at": "2026-11-02T08:00:00Z",
-            "updated_at": "2026-11-02T08:00:00Z",
-            "status": "CREATED",
-            "origin_region": "EU",
-            "destination_region": "NA",
-            "weight_kg": weight,
-            "charge_usd": "10.00",
-        }
-    )
 
 
 def _epochs(frame, *columns: str) -> list[float]:  # type: ignore[no-untyped-def]
@@ -46,30 +28,31 @@ def _epochs(frame, *columns: str) -> list[float]:  # type: ignore[no-untyped-def
     return [value for row in rows for value in row]
 
 
-# A half-hour offset east of UTC in a fresh process; the suite's own zone (America/Los_Angeles,
-# set before its JVM started) in-process, which spares a JVM start.
-@pytest.mark.parametrize("zone", ["Asia/Kolkata", "suite"])
-def test_run_timestamps_are_utc_instants(spark: SparkSession, tmp_path: Path, zone: str) -> None:
+def test_run_timestamps_are_utc_instants_in_a_process_east_of_utc(
+    spark: SparkSession,
+    cold_daily: ColdRun,
+) -> None:
+    # A half-hour offset east of UTC, in a fresh process (a JVM's zone is fixed when it starts).
+    _assert_utc_instants(spark, cold_daily.lake, cold_daily.started, cold_daily.ended, ZONE)
+
+
+def test_run_timestamps_are_utc_instants_in_the_suites_zone(spark: SparkSession, tmp_path: Path) -> None:
+    # The suite's own zone (America/Los_Angeles, set before its JVM started), in-process.
+    zone = spark.sparkContext._jvm.java.util.TimeZone.getDefault().getID()  # type: ignore[union-attr]
+    assert zone == os.environ["TZ"] != "UTC", f"the suite's JVM runs in {zone}: nothing to prove"
     raw, lake = tmp_path / "raw", tmp_path / "lake"
-    (raw / "customers").mkdir(parents=True)
-    (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
-    folder = raw / "shipments" / "ingest_date=2026-11-02"
-    folder.mkdir(parents=True)
-    (folder / "part-0.jsonl").write_text(_line("S1", 1.5) + "\n" + _line("S2", "heavy") + "\n")
-
-    arguments = ["daily", "--date", "2026-11-02", "--conf", str(LOCAL_CONF), "--raw", str(raw), "--lake", str(lake)]
+    land_two_shipments(raw)
     before = time.time()
-    if zone == "suite":
-        zone = spark.sparkContext._jvm.java.util.TimeZone.getDefault().getID()  # type: ignore[union-attr]
-        assert zone == os.environ["TZ"] != "UTC", f"the suite's JVM runs in {zone}: nothing to prove"
-        assert main(arguments) == 0
-    else:
-        command = [sys.executable, "-m", "shipments", *arguments]
-        env = {**os.environ, "TZ": zone}
-        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-2000:]
-    after = time.time()
+    assert (
+        main(["daily", "--date", DAY.isoformat(), "--conf", str(LOCAL_CONF), "--raw", str(raw), "--lake", str(lake)])
+        == 0
+    )
+    _assert_utc_instants(spark, lake, before, time.time(), zone)
 
+
+def _assert_utc_instants(spark: SparkSession, lake: Path, before: float, after: float, zone: str) -> None:
+    """The run of ``land_two_shipments``'s input recorded instants within the wall-clock window
+    of the run (``before`` .. ``after``, ``time.time()``)."""
     runs = spark.read.format("delta").load(str(lake / "pipeline_runs"))
     quarantine = spark.read.format("delta").load(str(lake / "quarantine" / "shipments"))
     assert runs.count() == 1 and quarantine.count() == 1
