@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.lake import shipment_line
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
@@ -42,23 +44,6 @@ class ColdRun:
     ended: float
 
 
-def shipment_line(sid: str, weight: object) -> str:
-    """A shipment of customer C1 created and updated 2026-11-02 08:00 UTC."""
-    return json.dumps(
-        {
-            "shipment_id": sid,
-            "customer_id": "C1",
-            "created_at": "2026-11-02T08:00:00Z",
-            "updated_at": "2026-11-02T08:00:00Z",
-            "status": "CREATED",
-            "origin_region": "EU",
-            "destination_region": "NA",
-            "weight_kg": weight,
-            "charge_usd": "10.00",
-        }
-    )
-
-
 def land_two_shipments(raw: Path) -> None:
     """Customer C1, and for ingest date DAY a valid shipment S1 and S2 with a weight that is not
     a number (quarantined)."""
@@ -66,7 +51,9 @@ def land_two_shipments(raw: Path) -> None:
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
     folder = raw / "shipments" / f"ingest_date={DAY.isoformat()}"
     folder.mkdir(parents=True)
-    (folder / "part-0.jsonl").write_text(shipment_line("S1", 1.5) + "\n" + shipment_line("S2", "heavy") + "\n")
+    (folder / "part-0.jsonl").write_text(
+        shipment_line("S1", weight=1.5) + "\n" + shipment_line("S2", weight="heavy") + "\n"
+    )
 
 
 @pytest.fixture(scope="session")

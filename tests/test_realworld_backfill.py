@@ -7,7 +7,6 @@ Driven only through ``shipments.cli.main`` and the Delta tables it writes.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -17,25 +16,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from shipments.cli import main
-from tests.helpers.lake import LOCAL_CONF, totals
+from tests.helpers.lake import LOCAL_CONF, shipment_line, totals
 
 DAY = dt.date(2026, 11, 2)
-
-
-def _line(sid: str, charge: str) -> str:
-    return json.dumps(
-        {
-            "shipment_id": sid,
-            "customer_id": "C1",
-            "created_at": "2026-11-02T08:00:00Z",
-            "updated_at": "2026-11-02T08:00:00Z",
-            "status": "CREATED",
-            "origin_region": "EU",
-            "destination_region": "NA",
-            "weight_kg": 1.5,
-            "charge_usd": charge,
-        }
-    )
 
 
 def _backfill(raw: Path, lake: Path) -> int:
@@ -64,7 +47,7 @@ def test_same_size_correction_with_restored_mtime_is_rerun(
     folder = raw / "shipments" / f"ingest_date={DAY.isoformat()}"
     folder.mkdir(parents=True)
     landed = folder / "part-0.jsonl"
-    landed.write_text(_line("S1", "10.00") + "\n" + _line("S2", "20.00") + "\n")
+    landed.write_text(shipment_line("S1", charge="10.00") + "\n" + shipment_line("S2", charge="20.00") + "\n")
 
     rc = _backfill(raw, lake)
     assert rc == 0, capsys.readouterr().err
@@ -72,7 +55,7 @@ def test_same_size_correction_with_restored_mtime_is_rerun(
 
     # the upstream correction: same byte length, original modification time put back
     before = landed.stat()
-    corrected = _line("S1", "10.00") + "\n" + _line("S2", "25.00") + "\n"
+    corrected = shipment_line("S1", charge="10.00") + "\n" + shipment_line("S2", charge="25.00") + "\n"
     assert len(corrected.encode()) == before.st_size
     landed.write_text(corrected)
     os.utime(landed, ns=(before.st_atime_ns, before.st_mtime_ns))

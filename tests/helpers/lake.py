@@ -4,6 +4,7 @@ the daily command, and what it reads back. Expected values stay in each test."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from pyspark.sql import Row, SparkSession
@@ -13,6 +14,23 @@ from shipments.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CONF = ROOT / "conf" / "local.yaml"
+
+
+def shipment_line(sid: str, *, weight: object = 1.5, charge: object = "10.00") -> str:
+    """A JSON line of shipment ``sid`` of customer C1, created and updated 2026-11-02 08:00 UTC."""
+    return json.dumps(
+        {
+            "shipment_id": sid,
+            "customer_id": "C1",
+            "created_at": "2026-11-02T08:00:00Z",
+            "updated_at": "2026-11-02T08:00:00Z",
+            "status": "CREATED",
+            "origin_region": "EU",
+            "destination_region": "NA",
+            "weight_kg": weight,
+            "charge_usd": charge,
+        }
+    )
 
 
 def land(raw: Path, ingest: dt.date, name: str, lines: list[str]) -> Path:
