@@ -22,8 +22,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shipments.background import Background
 from shipments.batch import audit
-from shipments.batch.background import Background
 from shipments.batch.ledger import RunRecord, input_fingerprint, new_run_id, recorded_run, utc_now
 from shipments.batch.measure import DailyCounts, Measured, measure_day
 from shipments.batch.plan import RUN_DATE, DailyPlan, daily_plan, ingest_dates, raw_layout

@@ -19,8 +19,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from shipments.background import Background
 from shipments.batch import audit
-from shipments.batch.background import Background
 from shipments.batch.plan import RUN_DATE, DailyPlan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import DataQualityError

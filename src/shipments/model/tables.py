@@ -213,7 +213,8 @@ _COMPACTED = {"delta.autoOptimize.autoCompact": "true"}
 DQ_RESULTS = TableSpec("dq_results", DQ_RESULTS_SCHEMA, properties=_COMPACTED)
 PIPELINE_METRICS = TableSpec("pipeline_metrics", PIPELINE_METRICS_SCHEMA, properties=_COMPACTED)
 ALERT_STATE = TableSpec("alert_state", ALERT_STATE_SCHEMA)
-BATCH_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS, DQ_RESULTS)
+# What every daily run and backfill writes: created (the missing ones at once) before the first write.
+BATCH_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS, DQ_RESULTS, PIPELINE_METRICS)
 
 # A MERGE every few seconds leaves small files: auto compaction folds them back together.
 # Measured here (2 cores, 50k rows, MERGEs of 200-5,000 rows): deletion vectors made each MERGE

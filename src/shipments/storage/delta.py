@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shipments.background import Background
 from shipments.config import Config
 from shipments.errors import TableError
 from shipments.model.tables import TableSpec
@@ -55,9 +57,14 @@ def ensure_table(spark: SparkSession, config: Config, spec: TableSpec) -> None:
 
 
 def ensure_tables(spark: SparkSession, config: Config, specs: Iterable[TableSpec]) -> None:
-    """Create every missing table of ``specs``."""
-    for spec in specs:
-        ensure_table(spark, config, spec)
+    """Create every missing table of ``specs``, all at once: a creation is one commit that waits
+    mostly on the driver (5 tables of a new lake: 1.1 s one by one, 0.6 s at once, bench/README.md)."""
+    missing = [spec for spec in specs if not is_table(spark, spec.path(config))]
+    creations = [
+        Background(functools.partial(ensure_table, spark, config, spec), f"create-{spec.name}") for spec in missing
+    ]
+    for creation in creations:
+        creation.result()
 
 
 def read_table(spark: SparkSession, config: Config, spec: TableSpec) -> DataFrame | None:
