@@ -8,6 +8,7 @@ starts, so the suite's session cannot show them):
   ``OPENLINEAGE_*`` variable in the environment (the listener would merge them in).
 
 One process instead of one per test: each cold start costs ~20 s of JVM and Spark start-up.
+The price: a run that fails on one of these (say the lineage listener) fails all their tests.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ JVM_LOG_LINE = re.compile(r"^\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (INFO|WARN) ")
 
 
 def test_a_log_config_under_a_path_with_a_space_is_applied(cold_daily: ColdRun) -> None:
+    # (the premise, should the shared run's set-up change: the config's folder name has a space)
     assert " " in cold_daily.done.args[cold_daily.done.args.index("--conf") + 1]
     assert (cold_daily.lake / "shipment_daily_totals" / "_delta_log").is_dir()
     # Without the config Spark announces its own default profile and logs at INFO/WARN; with it,

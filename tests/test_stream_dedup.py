@@ -64,11 +64,12 @@ def test_an_event_id_reused_for_other_content_gives_the_same_status_in_either_or
     assert [(p["batch_id"], p["reused_event_ids"]) for p in progress] == [(0, 1)]
 
 
-def test_rejected_lines_pass_the_dedup_state_and_only_an_exact_copy_in_one_file_is_one_dead_letter(
+def test_the_files_source_counts_every_rejected_line_and_keeps_one_dead_letter_per_file_and_text(
     spark: SparkSession, tmp_path: Path, no_data_batches_off: None
 ) -> None:
-    # Rejected records go through the dedup operator under their dead-letter identity (for a file:
-    # the file and the line's text), which no valid event has and no other record shares.
+    # A line of a file has no position: through the dedup state, identical bad lines of one file
+    # (a file of blank lines) would be one record and hide from the batch's dead-letter share. So
+    # the files source keeps the plan that routes rejected records around the state.
     folder = tmp_path / "events"
     folder.mkdir()
     broken, other = '{"event_id": "e9", "shipment_id": ', "not json"
@@ -80,6 +81,11 @@ def test_rejected_lines_pass_the_dedup_state_and_only_an_exact_copy_in_one_file_
         request = StreamRequest("files", str(tmp_path / "checkpoint"), True, input=str(folder))
         result = run_stream(spark, config, request)
 
+    # Every bad line counted (5 of 6 records); the table holds one row per file and text.
+    assert [(p["records"], p["on_time_rows"], p["dlq_rows"], p["duplicates_dropped"]) for p in progress] == [
+        (6, 1, 5, 0)
+    ]
+    assert (result.batches[0].on_time, result.batches[0].dlq) == (1, 5)
     dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
     assert sorted((r["source_file"].rsplit("/", 1)[-1], r["raw_value"], r["error"]) for r in dlq) == sorted(
         [
@@ -89,44 +95,4 @@ def test_rejected_lines_pass_the_dedup_state_and_only_an_exact_copy_in_one_file_
         ]
     )
     assert read_status(spark, tmp_path / "lake") == {"S2": ("CREATED", at_minute(0), "e2")}
-    # Six lines read once; the two copies of `broken` in part-0 dropped by the state, as the DLQ
-    # would drop them; every record accounted for: 4 = 1 on time + 3 dead letters.
-    assert [(p["input_rows"], p["duplicates_dropped"], p["records"], p["dlq_rows"]) for p in progress] == [(6, 2, 4, 3)]
-    assert (result.batches[0].on_time, result.batches[0].dlq) == (1, 3)
-    assert streams.checkpoint_sources(spark, request.checkpoint) == 1
-
-
-def test_a_checkpoint_of_the_plan_that_read_twice_restarts_with_that_plan(
-    spark: SparkSession, tmp_path: Path, no_data_batches_off: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Until 2026-12 the plan was a union over the source, and its checkpoints record two sources;
-    # Spark refuses to restart one with a plan of one source ("There are [2] sources in the
-    # checkpoint offsets and now there are [1]"), so such a checkpoint keeps its plan.
-    folder = tmp_path / "events"
-    folder.mkdir()
-    config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
-    request = StreamRequest("files", str(tmp_path / "checkpoint"), True, input=str(folder))
-    (folder / "part-0.jsonl").write_text("\n".join([CREATED, "not json", "not json"]) + "\n")
-    with monkeypatch.context() as patch:  # the first run writes a checkpoint as the old plan did
-        patch.setattr(streams, "checkpoint_sources", lambda spark, checkpoint: 2)
-        run_stream(spark, config, request)
-    assert streams.checkpoint_sources(spark, request.checkpoint) == 2
-
-    (folder / "part-1.jsonl").write_text("\n".join([CREATED, IN_TRANSIT, "not json"]) + "\n")
-    with progress_lines() as progress:
-        result = run_stream(spark, config, request)
-
-    assert sorted(result.batches) == [1]
-    # CREATED again: a re-delivery the restored state drops; both reads of the source counted.
-    assert [(p["input_rows"], p["duplicates_dropped"], p["on_time_rows"], p["dlq_rows"]) for p in progress] == [
-        (6, 1, 1, 1)
-    ]
-    assert read_status(spark, tmp_path / "lake") == {
-        "S1": ("IN_TRANSIT", at_minute(10), "e1"),
-        "S2": ("CREATED", at_minute(0), "e2"),
-    }
-    dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
-    assert sorted((r["source_file"].rsplit("/", 1)[-1], r["raw_value"]) for r in dlq) == [
-        ("part-0.jsonl", "not json"),
-        ("part-1.jsonl", "not json"),
-    ]
+    assert streams.checkpoint_sources(spark, request.checkpoint) == 2  # the source, read twice

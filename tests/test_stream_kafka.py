@@ -16,6 +16,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from shipments.config import Config, load_config
+from shipments.storage import streams
 from shipments.stream.job import StreamRequest, run_stream
 from tests.stream_fixtures import (  # noqa: F401
     ROOT,
@@ -100,7 +101,7 @@ def e2e(
     return {"config": config, "work": work, "request": request, "coordinates": coordinates, "progress": progress}
 
 
-def test_each_batch_reads_its_kafka_records_once(e2e: dict[str, Any]) -> None:
+def test_each_batch_reads_its_kafka_records_once(spark: SparkSession, e2e: dict[str, Any]) -> None:
     # Rejected records pass the dedup operator with valid events, so one plan reads the source
     # once; a union of a valid and a rejected branch read every record twice (2 x input_rows).
     got = [
@@ -109,6 +110,7 @@ def test_each_batch_reads_its_kafka_records_once(e2e: dict[str, Any]) -> None:
     # Phase 1: e102's copy dropped (the copy of a bad payload is a record of its own); phase 2:
     # e102 again (within the 10-minute dedup window of processing time) and e401's copy.
     assert got == [(0, len(PHASE_1), 1, len(PHASE_1) - 1), (1, len(PHASE_2), 2, len(PHASE_2) - 2)]
+    assert streams.checkpoint_sources(spark, e2e["request"].checkpoint) == 1
 
 
 def test_kafka_end_to_end_exact_table_contents(spark: SparkSession, e2e: dict[str, Any]) -> None:
@@ -177,3 +179,39 @@ def test_replaying_the_last_batch_changes_nothing(spark: SparkSession, e2e: dict
     assert sorted(result.batches) == [last], "the last batch was replayed, and only it"
     assert result.batches[last].late == 2 and result.batches[last].dlq == 2
     assert _snapshot(spark, lake) == before
+
+
+def test_a_checkpoint_of_the_plan_that_read_twice_restarts_with_that_plan(
+    spark: SparkSession,
+    kafka: Any,  # noqa: F811
+    tmp_path: Path,
+    no_data_batches_off: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Until 2026-12 the plan was a union over the source, and its checkpoints record two sources;
+    # Spark refuses to restart one with a plan of one source ("There are [2] sources in the
+    # checkpoint offsets and now there are [1]"), so such a checkpoint keeps its plan.
+    topic = "status-two-reads"
+    kafka.create_topic(topic, partitions=1)
+    config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
+    request = StreamRequest("kafka", str(tmp_path / "checkpoint"), True, None, kafka.bootstrap_servers, topic)
+    created = event("e1", "S1", "CREATED", 0)
+    kafka.produce(topic, [(_key(line), line) for line in (created, "not json")])
+    with monkeypatch.context() as patch:  # the first run writes a checkpoint as the old plan did
+        patch.setattr(streams, "checkpoint_sources", lambda spark, checkpoint: 2)
+        run_stream(spark, config, request)
+    assert streams.checkpoint_sources(spark, request.checkpoint) == 2
+
+    second = (created, event("e2", "S1", "PICKED_UP", 10), "not json")
+    kafka.produce(topic, [(_key(line), line) for line in second])
+    with progress_lines() as progress:
+        result = run_stream(spark, config, request)
+
+    assert sorted(result.batches) == [1]
+    # The source read twice (2 x 3 records); `created` again is a re-delivery the state drops.
+    assert [(p["input_rows"], p["duplicates_dropped"], p["on_time_rows"], p["dlq_rows"]) for p in progress] == [
+        (6, 1, 1, 1)
+    ]
+    assert read_status(spark, tmp_path / "lake") == {"S1": ("PICKED_UP", at_minute(10), "e2")}
+    dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
+    assert sorted((r["source_offset"], r["raw_value"]) for r in dlq) == [(1, "not json"), (4, "not json")]

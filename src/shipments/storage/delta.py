@@ -63,8 +63,14 @@ def ensure_tables(spark: SparkSession, config: Config, specs: Iterable[TableSpec
     creations = [
         Background(functools.partial(ensure_table, spark, config, spec), f"create-{spec.name}") for spec in missing
     ]
-    for creation in creations:
-        creation.result()
+    errors = []
+    for creation in creations:  # every one waited for before the first error is raised
+        try:
+            creation.result()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def read_table(spark: SparkSession, config: Config, spec: TableSpec) -> DataFrame | None:

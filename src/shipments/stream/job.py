@@ -2,8 +2,9 @@
 
     source -> parse + validate (explicit schema, rejected records kept with a reason)
            -> cap event time at arrival + max_future_skew
-           -> drop re-deliveries: a valid event with the same event_id and content, a rejected
-              record with the same dead-letter identity (RocksDB state, bounded by dedup_window)
+           -> drop re-deliveries: a valid event with the same event_id and content (RocksDB
+              state, bounded by dedup_window); malformed Kafka records pass it under their
+              position, malformed lines of files go around it
            -> foreachBatch (``sink``): DLQ / late / MERGE newest-per-shipment (+ DynamoDB)
               -> checks, alerts and metrics of the batch (``report``)
 
@@ -34,7 +35,7 @@ from shipments.model.tables import STREAM_TABLES
 from shipments.storage import delta, streams
 from shipments.stream.metrics import StatusProgressListener
 from shipments.stream.report import BatchReporter
-from shipments.stream.sink import DLQ_KEY, QUERY_NAME, StatusBatchSink, StatusTables
+from shipments.stream.sink import QUERY_NAME, StatusBatchSink, StatusTables
 from shipments.stream.stats import BatchStats
 from shipments.stream.watermarks import WatermarkLog
 from shipments.transforms.events import (
@@ -111,7 +112,7 @@ def stream_session_settings(stream: StreamConfig) -> dict[str, str]:
     }
 
 
-def to_status_records(records: DataFrame, stream: StreamConfig, *, two_reads: bool = False) -> DataFrame:
+def to_status_records(records: DataFrame, stream: StreamConfig, *, two_reads: bool) -> DataFrame:
     """The streaming plan before the sink: parse, cap, dedup (rejected records kept).
 
     Requires the columns of ``read_kafka_records`` / ``read_file_records``. Returns
@@ -126,10 +127,12 @@ def to_status_records(records: DataFrame, stream: StreamConfig, *, two_reads: bo
     by a fixed order (``to_latest_per_shipment``) and counts the reuse (``reused_event_ids``).
     Changing this key changes the state's schema: a checkpoint written before must start fresh.
 
-    Rejected records pass the same operator under their dead-letter identity, so the plan reads
-    its source once. ``two_reads``: the plan before that (valid events through the operator, a
-    union with the rejected records beside it), which reads the source twice and which a
-    checkpoint written by it needs (Spark restarts a checkpoint only with as many sources).
+    Without ``two_reads`` (Kafka records only: each needs its position), malformed records pass
+    the same operator under their position, and the plan reads its source once. With it, the
+    plan routes rejected records around the operator in a union, which reads the source twice:
+    the files source's plan (a line has no position, and identical bad lines of one file would
+    be one record in the state, hiding from the batch's dead-letter share), and that of a Kafka
+    checkpoint written by it (Spark restarts a checkpoint only with as many sources).
     """
     parsed = records.transform(with_parsed_event).transform(
         with_capped_event_time, duration_seconds(stream.max_future_skew)
@@ -137,8 +140,7 @@ def to_status_records(records: DataFrame, stream: StreamConfig, *, two_reads: bo
     if two_reads:
         unique_events = parsed.transform(filter_valid_events).select("*", event_content_hash().alias(_CONTENT_HASH))
         return _drop_redeliveries(unique_events, stream).unionByName(parsed.transform(filter_rejected_events))
-    # Rejected records keyed by their dead-letter identity with a null hash, which no valid event
-    # has: an exact copy of a dead letter is dropped as the DLQ would drop it, nothing else.
+    # Rejected records keyed by their position with a null hash, which no valid event has.
     valid = F.col("reason").isNull()
     keyed = parsed.select(
         *[
@@ -161,10 +163,9 @@ def _drop_redeliveries(keyed: DataFrame, stream: StreamConfig) -> DataFrame:
 
 
 def _dead_letter_id() -> Column:
-    """What identifies a rejected record in the dead-letter table (``sink.DLQ_KEY``: its Kafka
-    position, or its file and text), as one string for the dedup key's event_id part."""
-    identity = [F.col("raw_text" if name == "raw_value" else name) for name in DLQ_KEY]
-    return F.concat(F.lit("dead-letter:"), F.sha2(F.to_json(F.struct(*identity)), 256))
+    """A rejected Kafka record's position, as the dedup key's event_id part: unique per record."""
+    position = [F.lit("dead-letter"), F.col("source_topic"), F.col("source_partition"), F.col("source_offset")]
+    return F.concat_ws("/", *position)
 
 
 def _source(spark: SparkSession, config: Config, request: StreamRequest) -> DataFrame:
@@ -207,10 +208,11 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         StreamingQueryException: the query failed (the checkpoint is left for a restart).
     """
     delta.ensure_tables(spark, config, STREAM_TABLES)
-    two_reads = streams.checkpoint_sources(spark, request.checkpoint) == _TWO_READS_SOURCES
-    if two_reads:
+    two_reads = request.source == "files"
+    if not two_reads and streams.checkpoint_sources(spark, request.checkpoint) == _TWO_READS_SOURCES:
+        two_reads = True
         log.warning(
-            "checkpoint %s was written by the plan that reads the source twice per batch, which it keeps; "
+            "checkpoint %s was written by the plan that reads Kafka twice per batch, which it keeps; "
             "a new checkpoint reads it once (docs/streaming.md, 'Upgrading')",
             request.checkpoint,
         )
