@@ -126,7 +126,7 @@ def _files(spark: SparkSession, raw: Path) -> list[raw_zone.RawFile]:
 # length of one run (behaviour unchanged). "compute" is everything up to the conservation check:
 # parse + validate (cached), latest versions (cached), totals (cached), the counts.
 PHASES = (
-    ("ensure_tables", delta, "ensure_tables", "create the 3 tables"),
+    ("ensure_tables", delta, "ensure_tables", "create the missing tables (a new lake: all 5, at once)"),
     ("compute", daily, "measure_day", "parse, validate, dedup, join, totals, counts, checks"),
     ("writes", delta, "replace_partitions", "2 replaceWhere writes + commits"),
     ("ledger", ledger, "record_run", "pipeline_runs append"),
