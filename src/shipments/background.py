@@ -4,8 +4,8 @@ A run makes a few small reads and commits on other tables (the checks' reads of 
 totals and of the ledger, the ``dq_results`` append, the creation of a new lake's tables) that
 wait mostly on the driver: Delta's snapshot loading and commit protocol, job scheduling. Each
 one alone is ~0.3-2 s; started beside the run's own jobs, they overlap them instead of adding
-to them. The thread inherits the
-caller's Spark local properties (a backfill worker's scheduler pool, the job description).
+to them. The thread inherits the caller's Spark local properties (a backfill worker's scheduler
+pool, the job description).
 """
 
 from __future__ import annotations
