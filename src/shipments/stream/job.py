@@ -30,7 +30,6 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from shipments.config import Config, StreamConfig, duration_seconds
 from shipments.errors import EXIT_OK
-from shipments.model.events import STREAM_RECORD_COLUMNS
 from shipments.model.tables import STREAM_TABLES
 from shipments.storage import delta, streams
 from shipments.stream.metrics import StatusProgressListener
@@ -142,17 +141,10 @@ def to_status_records(records: DataFrame, stream: StreamConfig, *, two_reads: bo
         return _drop_redeliveries(unique_events, stream).unionByName(parsed.transform(filter_rejected_events))
     # Rejected records keyed by their position with a null hash, which no valid event has.
     valid = F.col("reason").isNull()
-    keyed = parsed.select(
-        *[
-            F.when(valid, F.col(name)).otherwise(_dead_letter_id()).alias(name) if name == "event_id" else name
-            for name in parsed.columns
-        ],
-        F.when(valid, event_content_hash()).alias(_CONTENT_HASH),
+    keyed = parsed.withColumn("event_id", F.when(valid, F.col("event_id")).otherwise(_dead_letter_id())).withColumn(
+        _CONTENT_HASH, F.when(valid, event_content_hash())
     )
-    unique = _drop_redeliveries(keyed, stream)
-    return unique.select(
-        *[F.when(valid, F.col(name)).alias(name) if name == "event_id" else name for name in STREAM_RECORD_COLUMNS]
-    )
+    return _drop_redeliveries(keyed, stream).withColumn("event_id", F.when(valid, F.col("event_id")))
 
 
 def _drop_redeliveries(keyed: DataFrame, stream: StreamConfig) -> DataFrame:
@@ -166,6 +158,21 @@ def _dead_letter_id() -> Column:
     """A rejected Kafka record's position, as the dedup key's event_id part: unique per record."""
     position = [F.lit("dead-letter"), F.col("source_topic"), F.col("source_partition"), F.col("source_offset")]
     return F.concat_ws("/", *position)
+
+
+def _reads_twice(spark: SparkSession, request: StreamRequest) -> bool:
+    """Whether the plan must read its source twice (``to_status_records``): for the files
+    source, and for a Kafka checkpoint written by that plan (said in a warning)."""
+    if request.source == "files":
+        return True
+    if streams.checkpoint_sources(spark, request.checkpoint) != _TWO_READS_SOURCES:
+        return False
+    log.warning(
+        "checkpoint %s was written by the plan that reads Kafka twice per batch, which it keeps; "
+        "a new checkpoint reads it once (docs/streaming.md, 'Upgrading')",
+        request.checkpoint,
+    )
+    return True
 
 
 def _source(spark: SparkSession, config: Config, request: StreamRequest) -> DataFrame:
@@ -208,14 +215,6 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         StreamingQueryException: the query failed (the checkpoint is left for a restart).
     """
     delta.ensure_tables(spark, config, STREAM_TABLES)
-    two_reads = request.source == "files"
-    if not two_reads and streams.checkpoint_sources(spark, request.checkpoint) == _TWO_READS_SOURCES:
-        two_reads = True
-        log.warning(
-            "checkpoint %s was written by the plan that reads Kafka twice per batch, which it keeps; "
-            "a new checkpoint reads it once (docs/streaming.md, 'Upgrading')",
-            request.checkpoint,
-        )
     reporter = BatchReporter(config)
     sink = StatusBatchSink(
         StatusTables.of(config),
@@ -227,7 +226,7 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
     spark.streams.addListener(listener)
     try:
         query = streams.start_foreach_batch(
-            to_status_records(_source(spark, config, request), config.stream, two_reads=two_reads),
+            to_status_records(_source(spark, config, request), config.stream, two_reads=_reads_twice(spark, request)),
             sink,
             name=QUERY_NAME,
             checkpoint=request.checkpoint,
