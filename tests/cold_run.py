@@ -25,10 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.lake import shipment_line
+from tests.helpers.lake import LOCAL_CONF, ROOT, land, shipment_line
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 ZONE = "Asia/Kolkata"
 LINEAGE_NAMESPACE = "shipments-lineage-test"
@@ -50,11 +48,7 @@ def land_two_shipments(raw: Path) -> None:
     a number (quarantined)."""
     (raw / "customers").mkdir(parents=True)
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
-    folder = raw / "shipments" / f"ingest_date={DAY.isoformat()}"
-    folder.mkdir(parents=True)
-    (folder / "part-0.jsonl").write_text(
-        shipment_line("S1", weight=1.5) + "\n" + shipment_line("S2", weight="heavy") + "\n"
-    )
+    land(raw, DAY, "part-0.jsonl", [shipment_line("S1", weight=1.5), shipment_line("S2", weight="heavy")])
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments.cli import main
 from tests.cold_run import DAY, ZONE, ColdRun, land_two_shipments
+from tests.helpers.lake import daily
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL_CONF = ROOT / "conf" / "local.yaml"
 SLACK_SECONDS = 5
 
 
@@ -43,10 +41,7 @@ def test_run_timestamps_are_utc_instants_in_the_suites_zone(spark: SparkSession,
     raw, lake = tmp_path / "raw", tmp_path / "lake"
     land_two_shipments(raw)
     before = time.time()
-    assert (
-        main(["daily", "--date", DAY.isoformat(), "--conf", str(LOCAL_CONF), "--raw", str(raw), "--lake", str(lake)])
-        == 0
-    )
+    assert daily(DAY, raw, lake) == 0
     _assert_utc_instants(spark, lake, before, time.time(), zone)
 
 
