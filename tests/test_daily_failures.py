@@ -13,14 +13,18 @@ from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shipments.cli import main
+from shipments.config import load_config
 from shipments.devtools.generate import generate_raw_zone
+from shipments.model.tables import BATCH_TABLES, PIPELINE_RUNS
 from shipments.storage import delta
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCAL_CONF = ROOT / "conf" / "local.yaml"
 DAY = dt.date(2026, 11, 2)
 
 
@@ -128,3 +132,17 @@ def test_process_killed_mid_write_changes_nothing_and_the_next_run_succeeds(
     after = _state(spark, zone["lake"])
     assert after[0] == before[0] + 1 and after[2] == before[2]
     assert _without_run_id(after[3]) == _without_run_id(before[3])
+
+
+def test_a_table_that_cannot_be_created_fails_after_the_others_are_created(spark: SparkSession, tmp_path: Path) -> None:
+    # Tables are created at once; one that fails (its location is a file someone left there) must
+    # not stop the others, nor leave the caller before they are done.
+    config = load_config(LOCAL_CONF, raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
+    blocked = Path(PIPELINE_RUNS.path(config))
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a table\n")
+    with pytest.raises(AnalysisException, match=r"pipeline_runs` is not a Delta table"):
+        delta.ensure_tables(spark, config, BATCH_TABLES)
+    created = {spec.name for spec in BATCH_TABLES if delta.is_table(spark, spec.path(config))}
+    assert created == {spec.name for spec in BATCH_TABLES} - {PIPELINE_RUNS.name}
+    assert blocked.read_text() == "not a table\n"

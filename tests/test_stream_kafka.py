@@ -215,3 +215,41 @@ def test_a_checkpoint_of_the_plan_that_read_twice_restarts_with_that_plan(
     assert read_status(spark, tmp_path / "lake") == {"S1": ("PICKED_UP", at_minute(10), "e2")}
     dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
     assert sorted((r["source_offset"], r["raw_value"]) for r in dlq) == [(1, "not json"), (4, "not json")]
+
+
+def test_tombstones_and_repeated_bad_payloads_are_each_a_dead_letter_of_their_own(
+    spark: SparkSession,
+    kafka: Any,  # noqa: F811
+    tmp_path: Path,
+    no_data_batches_off: None,
+) -> None:
+    # As other producers write a topic: tombstones (null value, as log compaction and CDC tools
+    # send for a delete), the same bad payload twice, Windows line ends inside a valid JSON value.
+    # Each malformed record passes the dedup state under its own offset, so none is merged away.
+    topic = "status-real-world"
+    kafka.create_topic(topic, partitions=1)
+    config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
+    request = StreamRequest("kafka", str(tmp_path / "checkpoint"), True, None, kafka.bootstrap_servers, topic)
+    crlf = event("e1", "S1", "CREATED", 0).replace(",", ",\r\n") + "\r\n"  # pretty-printed on Windows
+    records: list[tuple[str | None, str | None]] = [
+        ("S1", crlf),
+        ("S1", None),
+        ("S1", None),
+        (None, "<html>502 Bad Gateway</html>"),
+        (None, "<html>502 Bad Gateway</html>"),
+    ]
+    kafka.produce(topic, records)
+    with progress_lines() as progress:
+        run_stream(spark, config, request)
+
+    assert [(p["input_rows"], p["duplicates_dropped"], p["on_time_rows"], p["dlq_rows"]) for p in progress] == [
+        (5, 0, 1, 4)
+    ]
+    assert read_status(spark, tmp_path / "lake") == {"S1": ("CREATED", at_minute(0), "e1")}
+    dlq = read_rows(spark, tmp_path / "lake" / "shipment_status_dlq")
+    assert sorted((r["source_offset"], r["raw_value"], r["error"]) for r in dlq) == [
+        (1, None, "malformed_json"),
+        (2, None, "malformed_json"),
+        (3, "<html>502 Bad Gateway</html>", "malformed_json"),
+        (4, "<html>502 Bad Gateway</html>", "malformed_json"),
+    ]

@@ -219,8 +219,9 @@ class KafkaBroker:
 
         return KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", **settings)
 
-    def produce(self, topic: str, records: Iterable[tuple[str | None, str | bytes]]) -> list[tuple[int, int]]:
+    def produce(self, topic: str, records: Iterable[tuple[str | None, str | bytes | None]]) -> list[tuple[int, int]]:
         """Send ``(key, value)`` records in order and wait for all; returns (partition, offset) each.
+        A None value is a tombstone, as compacted topics and CDC tools send for a delete.
 
         A record with the same key always lands in the same partition (Kafka's key hashing).
         """
