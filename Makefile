@@ -20,7 +20,7 @@ setup: $(VENV)/.installed jars build/wheelhouse/.done $(AIRFLOW_VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[local,dev]"
+	$(PY) -m pip install -q -e ".[local,stream,dev]"
 	touch $@
 
 # Airflow in its own venv (the DAG test loads dags/ with it): its pins never reach .venv

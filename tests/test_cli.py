@@ -83,6 +83,10 @@ def test_missing_raw_folder(tmp_path: Path, lake_with_content: Path) -> None:
         ),
         ("extends: base.yaml\ndaily:\n  raw_format: xml\n", "daily.raw_format must be one of json, csv"),
         ("extends: base.yaml\nspark:\n  platform: k8s\n", "spark.platform must be one of local, emr, glue"),
+        (
+            "extends: base.yaml\nstream:\n  driver_merge_max_mb: lots\n",
+            "stream.driver_merge_max_mb must be a whole number from 0 to 65536",
+        ),
         ("extends: base.yaml\ndayly: {}\n", "unknown top-level key(s)"),
         ("extends: missing.yaml\n", "cannot read config"),
     ],

@@ -10,6 +10,7 @@ through S3A, downloaded from the lake bucket as plain files, must equal its loca
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,16 @@ def test_s3a_tables_equal_the_local_disk_run(
     # One available-now batch has no earlier watermark, so nothing is late: that table may be empty.
     assert local or table == "shipment_status_late", f"{table} is empty: the comparison would prove nothing"
     assert through_s3a == local
+
+
+def test_s3a_stream_merged_shipment_status_with_delta_rs_on_the_driver(lakes: dict[str, Path]) -> None:
+    """The stream's MERGE went through delta-rs's own S3 client (endpoint, path style and region
+    from the same settings as S3A), not Spark's."""
+    log = lakes["s3"] / "shipment_status" / "_delta_log"
+    infos = [json.loads(line)["commitInfo"] for p in sorted(log.glob("*.json")) for line in p.read_text().splitlines()
+             if "commitInfo" in line]  # fmt: skip
+    merges = [info for info in infos if info["operation"] == "MERGE"]
+    assert merges and all(str(info["engineInfo"]).startswith("delta-rs") for info in merges), infos
 
 
 def test_s3a_run_wrote_only_under_the_lake_prefix_and_read_the_raw_bucket(moto: Moto, lakes: dict[str, Path]) -> None:

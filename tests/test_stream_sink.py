@@ -1,4 +1,5 @@
-"""The foreachBatch function, called as a plain batch function on tiny DataFrames."""
+"""The foreachBatch function, called as a plain batch function on tiny DataFrames, with each
+MERGE engine of ``shipment_status``: Spark's, and delta-rs on the driver."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from shipments.config import Config
 from shipments.model.tables import STREAM_TABLES
 from shipments.storage.delta import ensure_tables
+from shipments.storage.driver_merge import DriverMerge
 from shipments.stream.sink import StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
 from tests.stream_fixtures import event_row as ev
@@ -25,10 +27,12 @@ UTC = dt.UTC
 HOUR = 3600
 
 
-@pytest.fixture
-def sink(spark: SparkSession, config: Config, tmp_path: Path) -> StatusBatchSink:
+@pytest.fixture(params=["spark", "driver"])
+def sink(request: pytest.FixtureRequest, spark: SparkSession, config: Config, tmp_path: Path) -> StatusBatchSink:
     ensure_tables(spark, config, STREAM_TABLES)
-    return StatusBatchSink(StatusTables.of(config), WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR))
+    tables = StatusTables.of(config)
+    driver = DriverMerge(tables.status, max_mb=512, options={}) if request.param == "driver" else None
+    return StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), driver_merge=driver)
 
 
 def version(spark: SparkSession, path: str) -> int:

@@ -173,6 +173,9 @@ class StreamConfig:
     dedup_window: str = "10 minutes"
     # State partitions, fixed by the first run of a checkpoint: size them for the cluster.
     state_partitions: int = 4
+    # shipment_status is MERGEd on the driver with delta-rs while it holds at most this many MB
+    # (tens of ms a batch against ~2 s for Spark's MERGE), with Spark's above; 0: always Spark's.
+    driver_merge_max_mb: int = 512
     dynamodb: DynamoDBConfig = dataclasses.field(default_factory=DynamoDBConfig)
 
     def __post_init__(self) -> None:
@@ -185,6 +188,14 @@ class StreamConfig:
         if not isinstance(self.state_partitions, int) or not 1 <= self.state_partitions <= 10000:
             raise ConfigError(
                 f"stream.state_partitions must be a whole number from 1 to 10000, got {self.state_partitions!r}"
+            )
+        if (
+            not isinstance(self.driver_merge_max_mb, int)
+            or isinstance(self.driver_merge_max_mb, bool)
+            or not (0 <= self.driver_merge_max_mb <= 65536)
+        ):
+            raise ConfigError(
+                f"stream.driver_merge_max_mb must be a whole number from 0 to 65536, got {self.driver_merge_max_mb!r}"
             )
         if isinstance(self.dynamodb, Mapping):
             known = {f.name for f in dataclasses.fields(DynamoDBConfig)}

@@ -31,7 +31,8 @@ from pyspark.sql.streaming.query import StreamingQuery
 from shipments.config import Config, StreamConfig, duration_seconds
 from shipments.errors import EXIT_OK
 from shipments.model.tables import STREAM_TABLES
-from shipments.storage import delta, streams
+from shipments.storage import delta, driver_merge, streams
+from shipments.storage.driver_merge import DriverMerge
 from shipments.stream.metrics import StatusProgressListener
 from shipments.stream.report import BatchReporter
 from shipments.stream.sink import QUERY_NAME, StatusBatchSink, StatusTables
@@ -216,11 +217,13 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
     """
     delta.ensure_tables(spark, config, STREAM_TABLES)
     reporter = BatchReporter(config)
+    tables = StatusTables.of(config)
     sink = StatusBatchSink(
-        StatusTables.of(config),
+        tables,
         WatermarkLog(spark, request.checkpoint, duration_seconds(config.stream.allowed_lateness)),
         dynamodb_config=config.stream.dynamodb,
         reporter=reporter,
+        driver_merge=_driver_merge(config, tables.status),
     )
     listener = StatusProgressListener(QUERY_NAME, lambda batch_id: _batch_stats(sink, batch_id))
     spark.streams.addListener(listener)
@@ -246,6 +249,20 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         # the metrics of the last batches, still queued for publication
         reporter.close()
     return StreamResult(request.checkpoint, dict(sink.stats))
+
+
+def _driver_merge(config: Config, path: str) -> DriverMerge | None:
+    """The delta-rs MERGE of shipment_status, unless it is turned off or not installed."""
+    if config.stream.driver_merge_max_mb == 0:
+        return None
+    if not driver_merge.available():
+        log.warning(
+            "delta-rs (the deltalake package) is not installed: shipment_status is MERGEd by Spark, about 2 s "
+            "a micro-batch; install shipments[stream] for the driver MERGE (docs/streaming.md)"
+        )
+        return None
+    options = driver_merge.storage_options(path, config.spark.s3)
+    return DriverMerge(path, max_mb=config.stream.driver_merge_max_mb, options=options)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,9 @@ Exactly-once across crashes rests on these facts:
 * Every write of a batch is idempotent: the late and dead-letter tables get insert-only MERGEs
   keyed by what identifies the record (a late event by its event_id, a dead letter by its
   source position), so a replay, or the same record delivered again in any later batch, inserts
-  nothing; the MERGE into ``shipment_status`` (and the DynamoDB update) only ever replaces a
-  stored event by a strictly newer one, so applying a batch twice changes nothing.
+  nothing; the MERGE into ``shipment_status`` (delta-rs on the driver while the table is small,
+  Spark's above: ``storage.driver_merge``) and the DynamoDB update only ever replace a stored
+  event by a strictly newer one, so applying a batch twice changes nothing.
 * The event-time watermark a batch compares against is the one recorded after the previous
   batch, kept beside the checkpoint per batch id, so a replay splits late events identically.
 * What the batch reports (``dq_results``, alerts, ``pipeline_metrics``) is keyed by the query
@@ -39,6 +40,7 @@ from shipments.model.tables import (
     STATUS_LATE,
 )
 from shipments.storage import delta, dynamodb
+from shipments.storage.driver_merge import DriverMerge, collect_arrow
 from shipments.stream.report import BatchReporter
 from shipments.stream.stats import BatchStats
 from shipments.stream.watermarks import EventTimeMark, WatermarkLog, from_micros
@@ -113,9 +115,11 @@ class StatusBatchSink:
         *,
         dynamodb_config: DynamoDBConfig | None = None,
         reporter: BatchReporter | None = None,
+        driver_merge: DriverMerge | None = None,
     ) -> None:
         self.tables = tables
         self.watermarks = watermarks
+        self.driver_merge = driver_merge
         self.dynamodb = dynamodb_config if dynamodb_config is not None and dynamodb_config.enabled else None
         self.reporter = reporter
         self._lock = threading.Lock()
@@ -169,13 +173,7 @@ class StatusBatchSink:
         if stats.on_time:
             latest = records.transform(filter_on_time, previous.watermark).transform(to_latest_per_shipment)
             status_rows = latest.select("*", F.lit(batch_id).alias("batch_id"), F.col("arrived_at").alias("updated_at"))
-            delta.merge_newer(
-                conform(status_rows, SHIPMENT_STATUS_SCHEMA),
-                self.tables.status,
-                key="shipment_id",
-                newer=_NEWER,
-                note=note,
-            )
+            self._merge_status(conform(status_rows, SHIPMENT_STATUS_SCHEMA), note)
             stats.visible_at = dt.datetime.now(dt.UTC)
             clock.lap("merge_ms")
             if self.dynamodb is not None:
@@ -185,6 +183,15 @@ class StatusBatchSink:
         clock.lap("watermark_ms")
         stats.timings = clock.timings
         return stats
+
+    def _merge_status(self, status_rows: DataFrame, note: str) -> None:
+        """MERGE the batch's newest event per shipment: on the driver with delta-rs while the
+        table is small (tens of ms), else with Spark (about 2 s a batch before any data)."""
+        if self.driver_merge is not None and self.driver_merge.fits():
+            rows = collect_arrow(status_rows)
+            self.driver_merge.merge_newer(rows, key="shipment_id", newer=_NEWER, note=note)
+        else:
+            delta.merge_newer(status_rows, self.tables.status, key="shipment_id", newer=_NEWER, note=note)
 
     def _extract(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> tuple[BatchStats, EventTimeMark]:
         """The batch's counts in one aggregation, and the event-time mark it leaves behind."""

@@ -1,0 +1,147 @@
+"""MERGE a micro-batch into a small Delta table from the driver, with delta-rs: no Spark job.
+
+Spark's MERGE costs about 2 s a micro-batch before any data (a snapshot, three small scans to
+find the touched files, the rewrite, and the driver time between six jobs; bench/README.md), which
+alone is the stream's latency goal. delta-rs runs the same MERGE in-process on the driver in tens
+of milliseconds while the table is small, so the stream's sink uses it for ``shipment_status``
+up to ``stream.driver_merge_max_mb`` and Spark's MERGE above (the whole table would otherwise be
+scanned on the driver).
+
+What it keeps: the table's protocol (reader 1, writer 2: delta-rs writes no new feature), so
+Spark, Athena, Trino and delta-rs read it as before; the commit's userMetadata; Spark's cadence
+of a checkpoint every 10 commits; and compaction, which Spark's auto compaction did after its own
+MERGEs and delta-rs does not do by itself: once the table holds ``_COMPACT_AT_FILES`` files, its
+small files are rewritten into few (a commit with ``dataChange`` false).
+
+One writer per table: delta-rs commits on S3 with S3's conditional writes, Spark's with its
+LogStore, and the two do not see each other's in-flight commits. ``shipment_status`` has one
+writer, the stream job (docs/streaming.md); nothing else must write it while the job runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+
+from shipments.config import S3Config
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+# Spark's auto compaction starts at 50 small files (spark.databricks.delta.autoCompact.minNumFiles).
+_COMPACT_AT_FILES = 50
+_COMPACT_TARGET_BYTES = 128 * 1024 * 1024
+# Spark writes a checkpoint every 10 commits (delta.checkpointInterval); delta-rs every 100.
+_CHECKPOINT_EVERY = 10
+_MB = 1024 * 1024
+
+
+def available() -> bool:
+    """Whether delta-rs (``deltalake``) and pyarrow are installed (``shipments[stream]``)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("deltalake", "pyarrow"))
+
+
+def storage_options(path: str, s3: S3Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """delta-rs options for the table at ``path``: none for local paths; for ``s3://`` and
+    ``s3a://``, the endpoint, addressing style and region the Spark session's S3A uses.
+    Credentials are never passed: delta-rs reads the same chain (environment, instance profile)."""
+    if not path.startswith(("s3://", "s3a://")):
+        return {}
+    environ = os.environ if environ is None else environ
+    options: dict[str, str] = {}
+    endpoint = s3.endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL", "")
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    if s3.path_style:
+        options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+    if s3.region:
+        options["AWS_REGION"] = s3.region
+    return options
+
+
+def collect_arrow(frame: DataFrame) -> pa.Table:
+    """``frame`` on the driver as an Arrow table. Timestamps stay instants (Arrow's UTC
+    microseconds), where ``collect()`` would turn them into naive times of the Python process's
+    zone. PySpark 4 names this ``toArrow``; 3.5 has it as ``_collect_as_arrow``."""
+    import pyarrow as pa
+
+    to_arrow = getattr(frame, "toArrow", None)
+    if to_arrow is not None:
+        return to_arrow()
+    return pa.Table.from_batches(frame._collect_as_arrow())
+
+
+class DriverMerge:
+    """The Delta table at ``path`` as delta-rs sees it, kept open across micro-batches (each
+    MERGE first reads only the commits since the last one)."""
+
+    def __init__(self, path: str, *, max_mb: int, options: Mapping[str, str]) -> None:
+        self.path = path
+        self.max_bytes = max_mb * _MB
+        self.options = dict(options)
+        self._table: DeltaTable | None = None
+
+    def _current(self) -> DeltaTable:
+        from deltalake import DeltaTable
+
+        if self._table is None:
+            self._table = DeltaTable(self.path, storage_options=self.options)
+        else:
+            self._table.update_incremental()
+        return self._table
+
+    def fits(self) -> bool:
+        """Whether the table is small enough to MERGE on the driver (read fresh: Spark may have
+        written it since)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        actions = pa.table(self._current().get_add_actions(flatten=True))
+        return int(pc.sum(actions.column("size_bytes")).as_py() or 0) <= self.max_bytes
+
+    def merge_newer(self, rows: pa.Table, *, key: str, newer: str, note: str) -> None:
+        """Insert the keys of ``rows`` the table lacks; replace a stored row where the SQL
+        condition ``newer`` holds (``s`` the new row, ``t`` the stored one): the same contract as
+        ``delta.merge_newer``. ``rows`` holds the table's columns and one row per ``key``.
+        ``note`` becomes the commit's userMetadata."""
+        from deltalake.transaction import CommitProperties
+
+        table = self._current()
+        (
+            table.merge(
+                rows,
+                f"t.{key} = s.{key}",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(custom_metadata={"userMetadata": note}),
+            )
+            .when_matched_update_all(predicate=newer)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        self._maintain(table, note)
+
+    def _maintain(self, table: DeltaTable, note: str) -> None:
+        """Compact once the table has many small files; checkpoint every ``_CHECKPOINT_EVERY``
+        commits."""
+        from deltalake.transaction import CommitProperties
+
+        self._checkpoint_due(table)
+        if len(table.file_uris()) >= _COMPACT_AT_FILES:
+            table.optimize.compact(
+                target_size=_COMPACT_TARGET_BYTES,
+                commit_properties=CommitProperties(custom_metadata={"userMetadata": f"compaction after {note}"}),
+            )
+            self._checkpoint_due(table)
+
+    @staticmethod
+    def _checkpoint_due(table: DeltaTable) -> None:
+        if table.version() % _CHECKPOINT_EVERY == 0:
+            table.create_checkpoint()
