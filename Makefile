@@ -30,9 +30,12 @@ $(AIRFLOW_VENV)/.installed: dags/requirements.txt
 	$(AIRFLOW_VENV)/bin/pip install -q -r dags/requirements.txt
 	touch $@
 
-# The PyYAML and prometheus-client wheels that `make package` puts in the EMR venv archive (offline afterwards)
+# The wheels that `make package` puts in the EMR venv archive (offline afterwards): PyYAML and
+# prometheus-client, and the stream's driver MERGE (shipments[stream]: deltalake and pyarrow, with
+# deltalake's own dependencies)
 build/wheelhouse/.done: setup.py $(VENV)/.installed
-	$(PY) -m pip download -q --only-binary=:all: --no-deps -d build/wheelhouse "PyYAML==6.0.4" "prometheus-client==0.26.0"
+	$(PY) -m pip download -q --only-binary=:all: --no-deps -d build/wheelhouse "PyYAML==6.0.4" "prometheus-client==0.26.0" \
+		"deltalake==1.6.6" "pyarrow==26.0.1" "arro3-core==0.9.1" "typing-extensions==4.16.0" "Deprecated==1.3.1" "wrapt==2.5.2"
 	touch $@
 
 package: $(VENV)/.installed build/wheelhouse/.done ## dist/: version-stamped wheel, EMR venv archive, entry scripts, manifest

@@ -218,12 +218,14 @@ class Phase:
     burst_rate: float | None = None
 
 
-def _write_conf(workdir: Path) -> Path:
+def _write_conf(workdir: Path, root: Path = ROOT) -> Path:
+    """The job's config, extending ``root``'s conf/local.yaml (a "before" tree has its own: its
+    code may not know a key this tree's configs have)."""
     conf = workdir / "stream.yaml"
     conf.write_text(
         yaml.safe_dump(
             {
-                "extends": str(ROOT / "conf" / "local.yaml"),
+                "extends": str(root / "conf" / "local.yaml"),
                 "paths": {"raw": str(workdir / "raw"), "lake": str(workdir / "lake")},
                 "spark": {"settings": {"spark.sql.shuffle.partitions": "2"}},
                 "stream": {"trigger_interval": TRIGGER, "dedup_window": DEDUP_WINDOW, "state_partitions": 2},
@@ -241,7 +243,7 @@ def _phase(
     for name in ("lake", "checkpoint"):
         subprocess.run(["rm", "-rf", str(workdir / name)], check=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    conf = _write_conf(workdir)
+    conf = _write_conf(workdir, ROOT if src is None else src.parent)
     checkpoint = workdir / "checkpoint"
     log = workdir / "stream.log"
     broker.create_topic(topic, partitions=2)
@@ -301,14 +303,16 @@ def _phase(
 
 
 def _before_tree(workdir: Path, rev: str) -> Path | None:
-    """``src/`` of git revision ``rev`` unpacked under ``workdir`` (the "before" of the lever table)."""
+    """``src/`` and ``conf/`` of git revision ``rev`` unpacked under ``workdir`` (the "before" of
+    the lever table), beside a link to this tree's jars (its conf names them relative to itself)."""
     target = workdir / f"src-{rev}"
     subprocess.run(["rm", "-rf", str(target)], check=True)
     target.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=False)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src", "conf"], capture_output=True, check=False)
     if archive.returncode != 0:
         return None
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    (target / "jars").symlink_to(ROOT / "jars")
     return target / "src"
 
 

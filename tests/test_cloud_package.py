@@ -78,16 +78,18 @@ def test_dist_holds_a_stamped_wheel_the_venv_archive_and_the_scripts(dist: Path)
 
 
 def test_the_venv_archive_imports_its_runtime_dependencies(dist: Path, tmp_path: Path) -> None:
-    """Unpacked as spark.archives unpacks it (``#environment``), its own Python imports PyYAML and
-    prometheus-client (the Pushgateway exporter) from the archive itself, at the pinned version."""
+    """Unpacked as spark.archives unpacks it (``#environment``), its own Python imports PyYAML,
+    prometheus-client (the Pushgateway exporter) and the stream's delta-rs and pyarrow from the
+    archive itself, at the pinned versions."""
     version = json.loads((dist / "manifest.json").read_text())["version"]
     environment = tmp_path / "environment"
     with tarfile.open(dist / f"shipments-{version}-venv.tar.gz") as archive:
         archive.extractall(environment, filter="tar")
     script = (
-        "import importlib.metadata as md, json, prometheus_client, yaml; "
+        "import importlib.metadata as md, json, prometheus_client, yaml, deltalake, pyarrow; "
         "from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway; "
-        "print(json.dumps([prometheus_client.__file__, yaml.__file__, md.version('prometheus-client')]))"
+        "print(json.dumps([prometheus_client.__file__, yaml.__file__, deltalake.__file__, "
+        "[md.version(name) for name in ('prometheus-client', 'deltalake', 'pyarrow')]]))"
     )
     # -I: nothing from this process's environment (PYTHONPATH, user site) may supply the modules
     done = subprocess.run(
@@ -95,11 +97,12 @@ def test_the_venv_archive_imports_its_runtime_dependencies(dist: Path, tmp_path:
         timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    prometheus, pyyaml, pinned = json.loads(done.stdout)
+    prometheus, pyyaml, delta_rs, pinned = json.loads(done.stdout)
     site = environment / "lib" / "python3.11" / "site-packages"
     assert Path(prometheus) == site / "prometheus_client" / "__init__.py"
     assert Path(pyyaml) == site / "yaml" / "__init__.py"
-    assert pinned == "0.26.0"
+    assert Path(delta_rs) == site / "deltalake" / "__init__.py"
+    assert pinned == ["0.26.0", "1.6.6", "26.0.1"]
 
 
 def test_the_wheel_is_reproducible(tmp_path: Path) -> None:

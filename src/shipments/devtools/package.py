@@ -8,7 +8,8 @@ Writes:
   ``.dirty`` when the work tree has uncommitted changes). EMR's bootstrap installs it on every
   node; Glue 5.1 takes it through ``--additional-python-modules``.
 - ``shipments-<version>-venv.tar.gz``: a virtual environment with the wheel and its runtime
-  dependencies (PyYAML, prometheus-client) packed by venv-pack, for ``spark.archives
+  dependencies (PyYAML, prometheus-client, and the ``stream`` extra: delta-rs and pyarrow for the
+  stream's driver MERGE) packed by venv-pack, for ``spark.archives
   <uri>#environment`` (EMR Serverless, or EMR without the bootstrap). It holds no PySpark: the
   platform's is used.
 - ``jobs/*.py`` (the entry scripts), ``conf/*.yaml``, ``emr/bootstrap.sh``, and
@@ -18,7 +19,7 @@ Reproducible where the tools allow: the wheel is built with ``SOURCE_DATE_EPOCH`
 commit time from a clean build folder, so the same commit gives the same bytes (tested). The
 venv archive is not byte-stable (venv-pack stores file times, pip writes install-time metadata).
 Offline after ``make setup``: the venv installs with ``--no-index`` from ``build/wheelhouse``
-(PyYAML and prometheus-client, downloaded by the Makefile), so a missing pin fails the build
+(the pinned wheels the Makefile downloads), so a missing pin fails the build
 rather than reaching PyPI.
 """
 
@@ -77,13 +78,14 @@ def build_wheel(out: Path, version: str) -> Path:
 
 
 def build_venv_archive(out: Path, wheel: Path, version: str) -> Path:
-    """A venv with the wheel and its dependencies (from the wheelhouse only), packed by venv-pack."""
+    """A venv with the wheel, its dependencies and its ``stream`` extra (from the wheelhouse only),
+    packed by venv-pack."""
     venv = ROOT / "build" / "pack-venv"
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE),
-         str(wheel)],
+         f"{wheel}[stream]"],
         check=True,
     )  # fmt: skip
     archive = out / f"shipments-{version}-venv.tar.gz"
