@@ -11,13 +11,14 @@ import pyarrow as pa
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable as RsTable
+from deltalake.exceptions import DeltaError
 from pyspark.sql import SparkSession
 
 from shipments.config import Config, S3Config
 from shipments.model.tables import SHIPMENT_STATUS, SHIPMENT_STATUS_SCHEMA, STREAM_TABLES
 from shipments.storage.delta import ensure_tables
 from shipments.storage.driver_merge import DriverMerge, storage_options
-from shipments.stream.sink import _NEWER, StatusBatchSink, StatusTables
+from shipments.stream.sink import NEWER, StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
 from tests.stream_fixtures import event_row as ev
 from tests.stream_fixtures import nov20 as t
@@ -77,16 +78,16 @@ def test_driver_merges_keep_the_protocol_and_read_the_same_in_spark_and_delta_rs
     ensure_tables(spark, config, [SHIPMENT_STATUS])
     path = SHIPMENT_STATUS.path(config)
     merge = DriverMerge(path, max_mb=512, options={})
-    merge.merge_newer(status_rows(("S1", "CREATED", 1, "e1"), ("S2", "CREATED", 2, "e2")), key="shipment_id",
-                      newer=_NEWER, note="shipment_status batch 0")  # fmt: skip
+    merge.merge_rows(status_rows(("S1", "CREATED", 1, "e1"), ("S2", "CREATED", 2, "e2")), key="shipment_id",
+                      newer=NEWER, note="shipment_status batch 0")  # fmt: skip
     # S1 newer, S2 older (kept), S2 at the same instant with a smaller id (kept), S3 new
-    merge.merge_newer(
+    merge.merge_rows(
         status_rows(("S1", "IN_TRANSIT", 5, "e5"), ("S2", "LOST", 1, "e0"), ("S3", "CREATED", 3, "e3")),
         key="shipment_id",
-        newer=_NEWER,
+        newer=NEWER,
         note="shipment_status batch 1",
     )
-    merge.merge_newer(status_rows(("S2", "PICKED_UP", 2, "e1")), key="shipment_id", newer=_NEWER,
+    merge.merge_rows(status_rows(("S2", "PICKED_UP", 2, "e1")), key="shipment_id", newer=NEWER,
                       note="shipment_status batch 2")  # fmt: skip
 
     expected = spark.createDataFrame(
@@ -120,8 +121,8 @@ def test_many_small_batches_are_compacted_and_checkpointed(spark: SparkSession, 
     path = SHIPMENT_STATUS.path(config)
     merge = DriverMerge(path, max_mb=512, options={})
     for n in range(60):  # each batch a new shipment: one new file per MERGE
-        merge.merge_newer(status_rows((f"S{n:02}", "CREATED", n % 60, f"e{n}")), key="shipment_id",
-                          newer=_NEWER, note=f"shipment_status batch {n}")  # fmt: skip
+        merge.merge_rows(status_rows((f"S{n:02}", "CREATED", n % 60, f"e{n}")), key="shipment_id",
+                          newer=NEWER, note=f"shipment_status batch {n}")  # fmt: skip
 
     table = RsTable(path)
     assert len(table.file_uris()) < 50
@@ -151,6 +152,44 @@ def test_a_table_over_the_cap_is_merged_by_spark(spark: SparkSession, config: Co
     assert [tuple(r) for r in rows] == [("DELIVERED", "e3", 2)]
 
 
+def test_an_empty_batch_commits_nothing(spark: SparkSession, config: Config) -> None:
+    ensure_tables(spark, config, [SHIPMENT_STATUS])
+    path = SHIPMENT_STATUS.path(config)
+    before = RsTable(path).version()
+    DriverMerge(path, max_mb=512, options={}).merge_newer(
+        spark.createDataFrame([], SHIPMENT_STATUS_SCHEMA),
+        key="shipment_id",
+        newer=NEWER,
+        note="shipment_status batch 0",
+    )
+    assert RsTable(path).version() == before
+
+
+def test_a_failed_upkeep_keeps_the_batch_and_is_logged(
+    spark: SparkSession, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint that cannot be written must not fail the batch whose data is committed (the
+    stream would replay it and fail again, forever)."""
+    ensure_tables(spark, config, [SHIPMENT_STATUS])
+    path = SHIPMENT_STATUS.path(config)
+    merge = DriverMerge(path, max_mb=512, options={})
+
+    def refuse(self: RsTable) -> None:
+        raise DeltaError("checkpoint refused")
+
+    monkeypatch.setattr(RsTable, "create_checkpoint", refuse)
+    for n in range(12):  # the table reaches version 10, when a checkpoint is due
+        merge.merge_rows(status_rows((f"S{n:02}", "CREATED", n, f"e{n}")), key="shipment_id", newer=NEWER,
+                         note=f"shipment_status batch {n}")  # fmt: skip
+    assert RsTable(path).version() >= 10 and not list(Path(path, "_delta_log").glob("*.checkpoint.parquet"))
+    assert spark.read.format("delta").load(path).count() == 12
+    assert [r.getMessage() for r in caplog.records if "upkeep" in r.getMessage()] == [
+        f"shipment_status batch {n}: upkeep of {path} failed, tried again after the next batch: checkpoint refused"
+        for n in range(12)
+        if n + 1 == 10  # version n + 1 (version 0 is the table's creation)
+    ]
+
+
 @pytest.mark.parametrize(
     ("path", "s3", "environ", "expected"),
     [
@@ -158,7 +197,7 @@ def test_a_table_over_the_cap_is_merged_by_spark(spark: SparkSession, config: Co
         (
             "s3a://lake/shipment_status",
             S3Config(endpoint="http://127.0.0.1:5000", path_style=True, region="eu-west-1"),
-            {},
+            {"AWS_REGION": "us-east-2"},
             {
                 "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
                 "AWS_ALLOW_HTTP": "true",
@@ -169,13 +208,23 @@ def test_a_table_over_the_cap_is_merged_by_spark(spark: SparkSession, config: Co
         (
             "s3://lake/s",
             S3Config(),
-            {"AWS_ENDPOINT_URL_S3": "https://s3.example"},
-            {"AWS_ENDPOINT_URL": "https://s3.example"},
+            {"AWS_ENDPOINT_URL_S3": "https://s3.example", "AWS_DEFAULT_REGION": "us-east-2"},
+            {
+                "AWS_ENDPOINT_URL": "https://s3.example",
+                "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true",
+                "AWS_REGION": "us-east-2",
+            },
         ),
-        ("s3://lake/s", S3Config(), {"AWS_SECRET_ACCESS_KEY": "x", "AWS_ACCESS_KEY_ID": "y"}, {}),
+        # EMR: no spark.s3 settings, credentials from the role, the region from deploy.region
+        (
+            "s3://lake/s",
+            S3Config(),
+            {"AWS_SECRET_ACCESS_KEY": "x", "AWS_ACCESS_KEY_ID": "y"},
+            {"AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true", "AWS_REGION": "eu-central-1"},
+        ),
     ],
 )
 def test_storage_options_follow_the_s3a_settings_and_never_carry_credentials(
     path: str, s3: S3Config, environ: dict[str, str], expected: dict[str, str]
 ) -> None:
-    assert storage_options(path, s3, environ) == expected
+    assert storage_options(path, s3, environ, default_region="eu-central-1") == expected

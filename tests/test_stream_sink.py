@@ -4,7 +4,10 @@ MERGE engine of ``shipment_status``: Spark's, and delta-rs on the driver."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chispa import assert_df_equality
@@ -27,12 +30,25 @@ UTC = dt.UTC
 HOUR = 3600
 
 
-@pytest.fixture(params=["spark", "driver"])
-def sink(request: pytest.FixtureRequest, spark: SparkSession, config: Config, tmp_path: Path) -> StatusBatchSink:
+@pytest.fixture(params=["Apache-Spark", "delta-rs"])
+def sink(
+    request: pytest.FixtureRequest, spark: SparkSession, config: Config, tmp_path: Path
+) -> Iterator[StatusBatchSink]:
     ensure_tables(spark, config, STREAM_TABLES)
     tables = StatusTables.of(config)
-    driver = DriverMerge(tables.status, max_mb=512, options={}) if request.param == "driver" else None
-    return StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), driver_merge=driver)
+    driver = DriverMerge(tables.status, max_mb=512, options={}) if request.param == "delta-rs" else None
+    yield StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), driver_merge=driver)
+    # every status MERGE the test made went through the engine it is named for
+    engines = {str(info["engineInfo"]).split("/")[0].split(":")[0] for info in merge_commits(tables.status)}
+    assert engines <= {request.param}, engines
+
+
+def merge_commits(path: str) -> list[dict[str, Any]]:
+    """The commitInfo of every MERGE of the table at ``path``, oldest first."""
+    infos = []
+    for log in sorted((Path(path) / "_delta_log").glob("*.json")):
+        infos += [json.loads(line)["commitInfo"] for line in log.read_text().splitlines() if '"commitInfo"' in line]
+    return [info for info in infos if info["operation"] == "MERGE"]
 
 
 def version(spark: SparkSession, path: str) -> int:
@@ -80,6 +96,7 @@ def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(
     )
     assert [tuple(r) for r in dlq.collect()] == [("{nope", "malformed_json", "events", 0, 4, 0)]
     assert sink.stats[0].on_time == 4 and sink.stats[0].dlq == 1 and sink.stats[0].late == 0
+    assert len(merge_commits(sink.tables.status)) == 1  # (the fixture checks which engine made it)
 
 
 def test_older_events_never_overwrite_and_ties_break_on_event_id(spark: SparkSession, sink: StatusBatchSink) -> None:
@@ -148,9 +165,10 @@ def test_a_replayed_batch_changes_nothing(spark: SparkSession, sink: StatusBatch
     for path in before:
         assert sorted(map(tuple, after[path])) == sorted(map(tuple, before[path])), path
     assert len(after[tables.late]) == 1 and len(after[tables.dlq]) == 1
-    # The late and DLQ MERGEs found every key stored and inserted nothing: no new table version.
-    for path in (tables.late, tables.dlq):
-        assert version(spark, path) == versions[path]
+    # The late and DLQ MERGEs found every key stored and inserted nothing: no new table version;
+    # delta-rs's status MERGE replaced nothing either, and commits nothing then.
+    for path in (tables.late, tables.dlq) + ((tables.status,) if sink.driver_merge else ()):
+        assert version(spark, path) == versions[path], path
 
 
 def _commits(path: str) -> list[str]:

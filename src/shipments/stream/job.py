@@ -261,7 +261,7 @@ def _driver_merge(config: Config, path: str) -> DriverMerge | None:
             "a micro-batch; install shipments[stream] for the driver MERGE (docs/streaming.md)"
         )
         return None
-    options = driver_merge.storage_options(path, config.spark.s3)
+    options = driver_merge.storage_options(path, config.spark.s3, default_region=config.deploy.region)
     return DriverMerge(path, max_mb=config.stream.driver_merge_max_mb, options=options)
 
 
