@@ -382,6 +382,7 @@ def install_pause(point: str, marker: Path) -> None:
     import threading
 
     from shipments.storage import delta
+    from shipments.storage.driver_merge import DriverMerge
     from shipments.stream.sink import StatusBatchSink
 
     def pause(batch_id: int) -> None:
@@ -401,13 +402,21 @@ def install_pause(point: str, marker: Path) -> None:
     elif point.startswith(PAUSE_AFTER_INSERT):
         table = point.removeprefix(PAUSE_AFTER_INSERT)
         insert = delta.merge_insert_new
+        driver_insert = DriverMerge.insert_new
 
         def insert_then_pause(source: Any, path: str, *, keys: Any, note: str) -> None:
             insert(source, path, keys=keys, note=note)
             if Path(path).name == table:
                 pause(int(note.rsplit(" ", 1)[1]))  # the note is "shipment_status batch <id>"
 
+        def driver_insert_then_pause(self: DriverMerge, source: Any, *, keys: Any, note: str) -> None:
+            driver_insert(self, source, keys=keys, note=note)
+            if Path(self.path).name == table:
+                pause(int(note.rsplit(" ", 1)[1]))
+
+        # the insert is Spark's or delta-rs's (storage.driver_merge), whichever the table gets
         delta.merge_insert_new = insert_then_pause
+        DriverMerge.insert_new = driver_insert_then_pause  # type: ignore[method-assign]
     else:
         raise ValueError(f"unknown pause point {point!r}")
 

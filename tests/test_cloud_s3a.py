@@ -134,10 +134,11 @@ def test_s3a_tables_equal_the_local_disk_run(
     assert through_s3a == local
 
 
-def test_s3a_stream_merged_shipment_status_with_delta_rs_on_the_driver(lakes: dict[str, Path]) -> None:
-    """The stream's MERGE went through delta-rs's own S3 client (endpoint, path style and region
+@pytest.mark.parametrize("table", ["shipment_status", "shipment_status_dlq"])
+def test_s3a_stream_merged_its_tables_with_delta_rs_on_the_driver(lakes: dict[str, Path], table: str) -> None:
+    """The stream's MERGEs went through delta-rs's own S3 client (endpoint, path style and region
     from the same settings as S3A), not Spark's."""
-    log = lakes["s3"] / "shipment_status" / "_delta_log"
+    log = lakes["s3"] / table / "_delta_log"
     infos = [json.loads(line)["commitInfo"] for p in sorted(log.glob("*.json")) for line in p.read_text().splitlines()
              if "commitInfo" in line]  # fmt: skip
     merges = [info for info in infos if info["operation"] == "MERGE"]

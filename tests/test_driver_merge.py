@@ -139,10 +139,14 @@ def test_a_table_over_the_cap_is_merged_by_spark(spark: SparkSession, config: Co
     ensure_tables(spark, config, STREAM_TABLES)
     tables = StatusTables.of(config)
     watermarks = WatermarkLog(spark, str(tmp_path / "checkpoint"), 3600)
-    small = StatusBatchSink(tables, watermarks, driver_merge=DriverMerge(tables.status, max_mb=1, options={}))
+    small = StatusBatchSink(
+        tables, watermarks, driver_merges={tables.status: DriverMerge(tables.status, max_mb=1, options={})}
+    )
     small(batch(spark, ev("e1", "S1", "CREATED", t(10), 0)), 0)
-    # any data file is over a cap of 0 MB
-    over = StatusBatchSink(tables, watermarks, driver_merge=DriverMerge(tables.status, max_mb=0, options={}))
+    # a cap of 0 MB fits nothing
+    over = StatusBatchSink(
+        tables, watermarks, driver_merges={tables.status: DriverMerge(tables.status, max_mb=0, options={})}
+    )
     over(batch(spark, ev("e2", "S1", "IN_TRANSIT", t(11), 1)), 1)
     small(batch(spark, ev("e3", "S1", "DELIVERED", t(12), 2)), 2)
 

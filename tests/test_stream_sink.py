@@ -36,11 +36,13 @@ def sink(
 ) -> Iterator[StatusBatchSink]:
     ensure_tables(spark, config, STREAM_TABLES)
     tables = StatusTables.of(config)
-    driver = DriverMerge(tables.status, max_mb=512, options={}) if request.param == "delta-rs" else None
-    yield StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), driver_merge=driver)
-    # every status MERGE the test made went through the engine it is named for
-    engines = {str(info["engineInfo"]).split("/")[0].split(":")[0] for info in merge_commits(tables.status)}
-    assert engines <= {request.param}, engines
+    paths = (tables.status, tables.late, tables.dlq)
+    drivers = {path: DriverMerge(path, max_mb=512, options={}) for path in paths} if request.param == "delta-rs" else {}
+    yield StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), driver_merges=drivers)
+    # every MERGE the test made went through the engine it is named for
+    for path in paths:
+        engines = {str(info["engineInfo"]).split("/")[0].split(":")[0] for info in merge_commits(path)}
+        assert engines <= {request.param}, (path, engines)
 
 
 def merge_commits(path: str) -> list[dict[str, Any]]:
@@ -96,7 +98,8 @@ def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(
     )
     assert [tuple(r) for r in dlq.collect()] == [("{nope", "malformed_json", "events", 0, 4, 0)]
     assert sink.stats[0].on_time == 4 and sink.stats[0].dlq == 1 and sink.stats[0].late == 0
-    assert len(merge_commits(sink.tables.status)) == 1  # (the fixture checks which engine made it)
+    # one MERGE into each table (the fixture checks which engine made them)
+    assert len(merge_commits(sink.tables.status)) == len(merge_commits(sink.tables.dlq)) == 1
 
 
 def test_older_events_never_overwrite_and_ties_break_on_event_id(spark: SparkSession, sink: StatusBatchSink) -> None:
@@ -167,7 +170,7 @@ def test_a_replayed_batch_changes_nothing(spark: SparkSession, sink: StatusBatch
     assert len(after[tables.late]) == 1 and len(after[tables.dlq]) == 1
     # The late and DLQ MERGEs found every key stored and inserted nothing: no new table version;
     # delta-rs's status MERGE replaced nothing either, and commits nothing then.
-    for path in (tables.late, tables.dlq) + ((tables.status,) if sink.driver_merge else ()):
+    for path in (tables.late, tables.dlq) + ((tables.status,) if sink.driver_merges else ()):
         assert version(spark, path) == versions[path], path
 
 

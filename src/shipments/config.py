@@ -173,7 +173,7 @@ class StreamConfig:
     dedup_window: str = "10 minutes"
     # State partitions, fixed by the first run of a checkpoint: size them for the cluster.
     state_partitions: int = 4
-    # shipment_status is MERGEd on the driver with delta-rs while it holds at most this many MB
+    # Each stream table is MERGEd on the driver with delta-rs while it holds at most this many MB
     # (0.1-1.9 s a batch up to 135 MB, where Spark's MERGE took 1.7-10.7 s on 2 cores), with
     # Spark's above; 0: always Spark's.
     driver_merge_max_mb: int = 256

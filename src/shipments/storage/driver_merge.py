@@ -4,8 +4,9 @@ Spark's MERGE costs about 2 s a micro-batch before any data (a snapshot, three s
 find the touched files, the rewrite, and the driver time between six jobs; bench/README.md), which
 alone is the stream's latency goal. delta-rs runs the same MERGE in-process on the driver in
 0.1 s for a 1 MB table and 1.9 s for 135 MB (2,000 updates; Spark's took 1.7 and 10.7 s on 2
-cores), so the stream's sink uses it for ``shipment_status`` up to ``stream.driver_merge_max_mb``
-and Spark's MERGE above: each MERGE reads the whole table on one driver core.
+cores), so the stream's sink uses it for its three tables (the status upsert, the late and
+dead-letter inserts), each while it holds at most ``stream.driver_merge_max_mb``, and Spark's
+MERGE above: each MERGE reads the whole table on one driver core.
 
 What it keeps: the table's protocol (reader 1, writer 2: delta-rs writes no new feature), so
 Spark, Athena, Trino and delta-rs read it as before; the commit's userMetadata; Spark's cadence
@@ -14,8 +15,8 @@ MERGEs and delta-rs does not do by itself: once the table holds ``_COMPACT_AT_FI
 small files are rewritten into few (a commit with ``dataChange`` false).
 
 One writer per table: delta-rs commits on S3 with S3's conditional writes, Spark's with its
-LogStore, and the two do not see each other's in-flight commits. ``shipment_status`` has one
-writer, the stream job (docs/streaming.md); nothing else must write it while the job runs.
+LogStore, and the two do not see each other's in-flight commits. The stream's tables have one
+writer, the stream job (docs/streaming.md); nothing else must write them while the job runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
@@ -139,6 +140,29 @@ class DriverMerge:
                 commit_properties=CommitProperties(custom_metadata={"userMetadata": note}),
             )
             .when_matched_update_all(predicate=newer)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        self._maintain(table, note)
+
+    def insert_new(self, source: DataFrame, *, keys: Sequence[str], note: str) -> None:
+        """Insert the rows of ``source`` whose ``keys`` the table does not hold yet, keys compared
+        null-safely: the same contract as ``delta.merge_insert_new`` (no commit when nothing is
+        new), with ``source`` collected to the driver."""
+        from deltalake.transaction import CommitProperties
+
+        if not keys:
+            raise ValueError("insert_new needs at least one key column")
+        table = self._current()
+        matched = " AND ".join(f"(t.{key} IS NOT DISTINCT FROM s.{key})" for key in keys)
+        (
+            table.merge(
+                collect_arrow(source),
+                matched,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(custom_metadata={"userMetadata": note}),
+            )
             .when_not_matched_insert_all()
             .execute()
         )

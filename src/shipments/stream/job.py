@@ -223,7 +223,7 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
         WatermarkLog(spark, request.checkpoint, duration_seconds(config.stream.allowed_lateness)),
         dynamodb_config=config.stream.dynamodb,
         reporter=reporter,
-        driver_merge=_driver_merge(config, tables.status),
+        driver_merges=_driver_merges(config, tables),
     )
     listener = StatusProgressListener(QUERY_NAME, lambda batch_id: _batch_stats(sink, batch_id))
     spark.streams.addListener(listener)
@@ -251,18 +251,21 @@ def run_stream(spark: SparkSession, config: Config, request: StreamRequest) -> S
     return StreamResult(request.checkpoint, dict(sink.stats))
 
 
-def _driver_merge(config: Config, path: str) -> DriverMerge | None:
-    """The delta-rs MERGE of shipment_status, unless it is turned off or not installed."""
+def _driver_merges(config: Config, tables: StatusTables) -> dict[str, DriverMerge]:
+    """The delta-rs MERGEs of the stream's tables, by path; none when turned off or not installed."""
     if config.stream.driver_merge_max_mb == 0:
-        return None
+        return {}
     if not driver_merge.available():
         log.warning(
-            "delta-rs (the deltalake package) is not installed: shipment_status is MERGEd by Spark, about 2 s "
-            "a micro-batch; install shipments[stream] for the driver MERGE (docs/streaming.md)"
+            "delta-rs (the deltalake package) is not installed: the stream's tables are MERGEd by Spark, about "
+            "2 s a micro-batch; install shipments[stream] for the driver MERGE (docs/streaming.md)"
         )
-        return None
-    options = driver_merge.storage_options(path, config.spark.s3, default_region=config.deploy.region)
-    return DriverMerge(path, max_mb=config.stream.driver_merge_max_mb, options=options)
+        return {}
+    merges = {}
+    for path in (tables.status, tables.late, tables.dlq):
+        options = driver_merge.storage_options(path, config.spark.s3, default_region=config.deploy.region)
+        merges[path] = DriverMerge(path, max_mb=config.stream.driver_merge_max_mb, options=options)
+    return merges
 
 
 @contextlib.contextmanager

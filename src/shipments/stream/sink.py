@@ -11,9 +11,10 @@ Exactly-once across crashes rests on these facts:
 * Every write of a batch is idempotent: the late and dead-letter tables get insert-only MERGEs
   keyed by what identifies the record (a late event by its event_id, a dead letter by its
   source position), so a replay, or the same record delivered again in any later batch, inserts
-  nothing; the MERGE into ``shipment_status`` (delta-rs on the driver while the table is small,
-  Spark's above: ``storage.driver_merge``) and the DynamoDB update only ever replace a stored
-  event by a strictly newer one, so applying a batch twice changes nothing.
+  nothing; the MERGE into ``shipment_status`` and the DynamoDB update only ever replace a
+  stored event by a strictly newer one, so applying a batch twice changes nothing. Each table's
+  MERGE runs on the driver with delta-rs while the table is under its cap, with Spark's above
+  (``storage.driver_merge``): the same condition either way.
 * The event-time watermark a batch compares against is the one recorded after the previous
   batch, kept beside the checkpoint per batch id, so a replay splits late events identically.
 * What the batch reports (``dq_results``, alerts, ``pipeline_metrics``) is keyed by the query
@@ -26,6 +27,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -115,11 +117,12 @@ class StatusBatchSink:
         *,
         dynamodb_config: DynamoDBConfig | None = None,
         reporter: BatchReporter | None = None,
-        driver_merge: DriverMerge | None = None,
+        driver_merges: Mapping[str, DriverMerge] | None = None,
     ) -> None:
         self.tables = tables
         self.watermarks = watermarks
-        self.driver_merge = driver_merge
+        # by table path: the tables MERGEd on the driver while they fit (storage.driver_merge)
+        self.driver_merges = dict(driver_merges or {})
         self.dynamodb = dynamodb_config if dynamodb_config is not None and dynamodb_config.enabled else None
         self.reporter = reporter
         self._lock = threading.Lock()
@@ -161,14 +164,14 @@ class StatusBatchSink:
                 F.lit(batch_id).alias("batch_id"),
             )
             dead_letters = conform(dead, DLQ_SCHEMA).transform(to_one_per_key, DLQ_KEY)
-            delta.merge_insert_new(dead_letters, self.tables.dlq, keys=DLQ_KEY, note=note)
+            self._insert_new(dead_letters, self.tables.dlq, keys=DLQ_KEY, note=note)
             clock.lap("dlq_ms")
         if stats.late and previous.watermark is not None:
             late_events = records.transform(filter_late, previous.watermark).select(
                 "*", timestamp_literal(previous.watermark).alias("watermark"), F.lit(batch_id).alias("batch_id")
             )
             late_rows = conform(late_events, LATE_SCHEMA).transform(to_one_per_key, LATE_KEY)
-            delta.merge_insert_new(late_rows, self.tables.late, keys=LATE_KEY, note=note)
+            self._insert_new(late_rows, self.tables.late, keys=LATE_KEY, note=note)
             clock.lap("late_ms")
         if stats.on_time:
             latest = records.transform(filter_on_time, previous.watermark).transform(to_latest_per_shipment)
@@ -184,13 +187,27 @@ class StatusBatchSink:
         stats.timings = clock.timings
         return stats
 
+    def _driver(self, path: str) -> DriverMerge | None:
+        """The table's driver MERGE while the table is under its cap, else None (Spark's)."""
+        driver = self.driver_merges.get(path)
+        return driver if driver is not None and driver.fits() else None
+
     def _merge_status(self, status_rows: DataFrame, note: str) -> None:
         """MERGE the batch's newest event per shipment: on the driver with delta-rs while the
         table is under its cap (0.1 s at 1 MB), else with Spark (about 2 s a batch before any data)."""
-        if self.driver_merge is not None and self.driver_merge.fits():
-            self.driver_merge.merge_newer(status_rows, key="shipment_id", newer=NEWER, note=note)
+        driver = self._driver(self.tables.status)
+        if driver is not None:
+            driver.merge_newer(status_rows, key="shipment_id", newer=NEWER, note=note)
         else:
             delta.merge_newer(status_rows, self.tables.status, key="shipment_id", newer=NEWER, note=note)
+
+    def _insert_new(self, rows: DataFrame, path: str, *, keys: Sequence[str], note: str) -> None:
+        """Insert the rows whose ``keys`` the table lacks (late events, dead letters)."""
+        driver = self._driver(path)
+        if driver is not None:
+            driver.insert_new(rows, keys=keys, note=note)
+        else:
+            delta.merge_insert_new(rows, path, keys=keys, note=note)
 
     def _extract(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> tuple[BatchStats, EventTimeMark]:
         """The batch's counts in one aggregation, and the event-time mark it leaves behind."""
