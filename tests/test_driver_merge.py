@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from shipments.config import Config, S3Config
 from shipments.model.tables import SHIPMENT_STATUS, SHIPMENT_STATUS_SCHEMA, STREAM_TABLES
+from shipments.storage import delta
 from shipments.storage.delta import ensure_tables
 from shipments.storage.driver_merge import DriverMerge, storage_options
 from shipments.stream.sink import NEWER, StatusBatchSink, StatusTables
@@ -133,6 +134,21 @@ def test_many_small_batches_are_compacted_and_checkpointed(spark: SparkSession, 
     read = spark.read.format("delta").load(path)
     assert read.count() == 60
     assert sorted(r["shipment_id"] for r in read.select("shipment_id").collect()) == [f"S{n:02}" for n in range(60)]
+    # Spark's MERGE (a table that outgrew the cap) writes on top of delta-rs's checkpoints, and
+    # delta-rs goes on after it
+    when = dt.datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
+    newer = spark.createDataFrame(
+        [("S00", "DELIVERED", when, "z0", None, None, None, None, None, None, 60, ARRIVED)], SHIPMENT_STATUS_SCHEMA
+    )
+    delta.merge_newer(newer, path, key="shipment_id", newer=NEWER, note="shipment_status batch 60")
+    merge.merge_rows(status_rows(("S01", "DELIVERED", 59, "z1")), key="shipment_id", newer=NEWER,
+                     note="shipment_status batch 61")  # fmt: skip
+    delivered = spark.read.format("delta").load(path).where("status = 'DELIVERED'").select("shipment_id", "event_id")
+    assert sorted(map(tuple, delivered.collect())) == [("S00", "z0"), ("S01", "z1")]
+    assert [info["userMetadata"] for info in commits(path) if info["operation"] == "MERGE"][-2:] == [
+        "shipment_status batch 60",
+        "shipment_status batch 61",
+    ]
 
 
 def test_a_table_over_the_cap_is_merged_by_spark(spark: SparkSession, config: Config, tmp_path: Path) -> None:
