@@ -15,7 +15,7 @@ setup(
     install_requires=["PyYAML>=6,<7", "prometheus-client==0.26.0"],
     extras_require={
         "local": ["pyspark==3.5.6", "delta-spark==3.3.2"],
-        # the stream's driver-side MERGE of shipment_status (stream.driver_merge_max_mb): delta-rs,
+        # the stream's driver-side MERGEs of its tables (stream.driver_merge_max_mb): delta-rs,
         # and pyarrow for PySpark's Arrow collect of the micro-batch
         "stream": ["deltalake==1.6.6", "pyarrow==26.0.1"],
         # `shipments report`: the HTML page's charts (plotly.js is inlined: readable offline)

@@ -1,5 +1,6 @@
-"""shipment_status MERGEd on the driver with delta-rs: what Spark and delta-rs read afterwards,
-compaction and checkpoints, and the size cap above which Spark's MERGE takes over."""
+"""The stream's tables MERGEd on the driver with delta-rs: what Spark and delta-rs read afterwards,
+compaction and checkpoints, the size cap above which Spark's MERGE takes over, and the hand-over
+to Spark when delta-rs fails."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from shipments.stream.watermarks import WatermarkLog
 from tests.stream_fixtures import event_row as ev
 from tests.stream_fixtures import nov20 as t
 from tests.stream_fixtures import record_batch as batch
+from tests.stream_fixtures import rejected_row as bad
 
 UTC = dt.UTC
 ARRIVED = dt.datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
@@ -208,6 +210,37 @@ def test_a_failed_upkeep_keeps_the_batch_and_is_logged(
         for n in range(12)
         if n + 1 == 10  # version n + 1 (version 0 is the table's creation)
     ]
+
+
+def test_a_delta_rs_error_hands_the_table_to_spark_for_the_run(
+    spark: SparkSession,
+    config: Config,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A table delta-rs cannot write (e.g. a file it cannot read) must not stop the stream: the
+    write is repeatable, so Spark's MERGE does it, and keeps the table for the rest of the run."""
+    ensure_tables(spark, config, STREAM_TABLES)
+    tables = StatusTables.of(config)
+    drivers = {path: DriverMerge(path, max_mb=512, options={}) for path in (tables.status, tables.dlq)}
+    sink = StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), 3600), driver_merges=drivers)
+
+    def refuse(self: DriverMerge, source: object, *, keys: object, note: str) -> None:
+        raise DeltaError("Parquet error: encountered non UTF-8 data")
+
+    monkeypatch.setattr(DriverMerge, "insert_new", refuse)
+    sink(batch(spark, ev("e1", "S1", "CREATED", t(10), 0), bad("{nope", "malformed_json", 1)), 0)
+    sink(batch(spark, bad("{again", "malformed_json", 2)), 1)
+
+    dlq = spark.read.format("delta").load(tables.dlq).select("raw_value", "batch_id").collect()
+    assert sorted(map(tuple, dlq)) == [("{again", 1), ("{nope", 0)]
+    engines = [str(info["engineInfo"]).split("/")[0] for info in commits(tables.dlq) if info["operation"] == "MERGE"]
+    assert engines == ["Apache-Spark", "Apache-Spark"]
+    assert set(sink.driver_merges) == {tables.status}  # the status table stays with delta-rs
+    warnings = [r.getMessage() for r in caplog.records if "delta-rs failed" in r.getMessage()]
+    error = "Parquet error: encountered non UTF-8 data"
+    assert warnings == [f"delta-rs failed on {tables.dlq}, Spark's MERGE writes it from now on: {error}"]
 
 
 @pytest.mark.parametrize(

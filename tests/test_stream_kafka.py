@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deltalake import DeltaTable as RsTable
 from pyspark.sql import SparkSession
 
 from shipments.config import Config, load_config
@@ -253,3 +254,39 @@ def test_tombstones_and_repeated_bad_payloads_are_each_a_dead_letter_of_their_ow
         (3, "<html>502 Bad Gateway</html>", "malformed_json"),
         (4, "<html>502 Bad Gateway</html>", "malformed_json"),
     ]
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters_and_every_table_stays_readable(
+    spark: SparkSession,
+    kafka: Any,  # noqa: F811
+    tmp_path: Path,
+    no_data_batches_off: None,
+) -> None:
+    """Producers send Latin-1 and binary garbage too. Kept as they came, such bytes make the
+    Parquet file unreadable to a reader that checks UTF-8 (delta-rs, so the driver MERGE: one bad
+    payload in the DLQ would fail every later insert into it). They arrive as U+FFFD."""
+    topic = "status-not-utf8"
+    kafka.create_topic(topic, partitions=1)
+    config = load_config(ROOT / "conf" / "local.yaml", raw=str(tmp_path / "raw"), lake=str(tmp_path / "lake"))
+    request = StreamRequest("kafka", str(tmp_path / "checkpoint"), True, None, kafka.bootstrap_servers, topic)
+    # json.dumps escapes the ü (ASCII out); a Latin-1 producer sends it as the one byte 0xFC
+    latin1 = event("e1", "S1", "CREATED", 0, location="M\u00fcnchen").replace("\\u00fc", "\u00fc").encode("latin-1")
+    assert b"M\xfcnchen" in latin1
+    kafka.produce(topic, [(None, b"\xff\xfe{binary"), ("S1", latin1)])
+    run_stream(spark, config, request)
+    # a second run inserts into the DLQ again, through whatever reads the first run's rows
+    kafka.produce(topic, [(None, b"\xc3(not json")])
+    run_stream(spark, config, request)
+
+    lake = tmp_path / "lake"
+    status = {r["shipment_id"]: r["location"] for r in read_rows(spark, lake / "shipment_status")}
+    assert status == {"S1": "M\ufffdnchen"}
+    dlq = read_rows(spark, lake / "shipment_status_dlq")
+    assert sorted((r["source_offset"], r["raw_value"]) for r in dlq) == [
+        (0, "\ufffd\ufffd{binary"),
+        (2, "\ufffd(not json"),
+    ]
+    for table in ("shipment_status", "shipment_status_dlq"):
+        assert RsTable(str(lake / table)).to_pyarrow_table().num_rows == len(
+            status if table == "shipment_status" else dlq
+        )

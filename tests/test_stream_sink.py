@@ -1,5 +1,5 @@
 """The foreachBatch function, called as a plain batch function on tiny DataFrames, with each
-MERGE engine of ``shipment_status``: Spark's, and delta-rs on the driver."""
+MERGE engine of the stream's tables: Spark's, and delta-rs on the driver."""
 
 from __future__ import annotations
 

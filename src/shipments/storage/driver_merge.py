@@ -11,8 +11,9 @@ MERGE above: each MERGE reads the whole table on one driver core.
 What it keeps: the table's protocol (reader 1, writer 2: delta-rs writes no new feature), so
 Spark, Athena, Trino and delta-rs read it as before; the commit's userMetadata; Spark's cadence
 of a checkpoint every 10 commits; and compaction, which Spark's auto compaction did after its own
-MERGEs and delta-rs does not do by itself: once the table holds ``_COMPACT_AT_FILES`` files, its
-small files are rewritten into few (a commit with ``dataChange`` false).
+MERGEs into ``shipment_status`` and delta-rs does not do by itself: once a table holds
+``_COMPACT_AT_FILES`` files, its small files are rewritten into few (a commit with ``dataChange``
+false).
 
 One writer per table: delta-rs commits on S3 with S3's conditional writes, Spark's with its
 LogStore, and the two do not see each other's in-flight commits. The stream's tables have one
@@ -131,7 +132,7 @@ class DriverMerge:
         from deltalake.transaction import CommitProperties
 
         table = self._current()
-        (
+        metrics = (
             table.merge(
                 rows,
                 f"t.{key} = s.{key}",
@@ -143,7 +144,7 @@ class DriverMerge:
             .when_not_matched_insert_all()
             .execute()
         )
-        self._maintain(table, note)
+        self._maintain(table, note, metrics)
 
     def insert_new(self, source: DataFrame, *, keys: Sequence[str], note: str) -> None:
         """Insert the rows of ``source`` whose ``keys`` the table does not hold yet, keys compared
@@ -155,7 +156,7 @@ class DriverMerge:
             raise ValueError("insert_new needs at least one key column")
         table = self._current()
         matched = " AND ".join(f"(t.{key} IS NOT DISTINCT FROM s.{key})" for key in keys)
-        (
+        metrics = (
             table.merge(
                 collect_arrow(source),
                 matched,
@@ -166,15 +167,18 @@ class DriverMerge:
             .when_not_matched_insert_all()
             .execute()
         )
-        self._maintain(table, note)
+        self._maintain(table, note, metrics)
 
-    def _maintain(self, table: DeltaTable, note: str) -> None:
-        """Compact once the table has many small files; checkpoint every ``_CHECKPOINT_EVERY``
-        commits. The batch's data is committed by then: a failure here is logged, not raised
-        (the next batch tries again), so upkeep can never stop the stream."""
+    def _maintain(self, table: DeltaTable, note: str, metrics: Mapping[str, object]) -> None:
+        """After a MERGE that committed (``metrics`` counts what it changed): compact once the
+        table has many small files, checkpoint every ``_CHECKPOINT_EVERY`` commits. The batch's
+        data is committed by then: a failure here is logged, not raised (the next batch tries
+        again), so upkeep can never stop the stream."""
         from deltalake.exceptions import DeltaError
         from deltalake.transaction import CommitProperties
 
+        if not any(metrics.get(name) for name in ("num_target_rows_inserted", "num_target_rows_updated")):
+            return  # nothing changed, nothing committed (a replay)
         try:
             self._checkpoint_due(table)
             if len(table.file_uris()) >= _COMPACT_AT_FILES:

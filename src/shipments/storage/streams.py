@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
@@ -32,7 +32,7 @@ def read_kafka_records(
         .load()
     )
     return records.select(
-        F.col("value").cast("string").alias("value"),
+        valid_utf8(F.col("value").cast("string")).alias("value"),
         F.col("topic").alias("source_topic"),
         F.col("partition").alias("source_partition"),
         F.col("offset").alias("source_offset"),
@@ -42,11 +42,23 @@ def read_kafka_records(
     )
 
 
+def valid_utf8(text: Column) -> Column:
+    """``text`` with every byte sequence that is not UTF-8 replaced by U+FFFD.
+
+    Spark takes a Kafka value or a line of a file as text without checking its bytes, and
+    writes them to Parquet as they came; a reader that checks them (delta-rs, so the driver
+    MERGE, and every Arrow reader) then refuses the whole file, and one bad payload kept in the
+    dead-letter table would fail every later insert into it. Decoding to Java's UTF-16 replaces
+    what is not UTF-8; encoding back gives valid bytes. Valid text passes unchanged.
+    """
+    return F.encode(text, "UTF-8").cast("string")
+
+
 def read_file_records(spark: SparkSession, folder: str, *, max_files_per_trigger: int = 1000) -> DataFrame:
     """Each line of the JSON-lines files landing in ``folder``, in the shape ``read_kafka_records`` gives."""
     lines = spark.readStream.format("text").option("maxFilesPerTrigger", str(max_files_per_trigger)).load(folder)
     return lines.select(
-        "value",
+        valid_utf8(F.col("value")).alias("value"),
         F.lit(None).cast("string").alias("source_topic"),
         F.lit(None).cast("int").alias("source_partition"),
         F.lit(None).cast("long").alias("source_offset"),

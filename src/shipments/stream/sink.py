@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -57,6 +58,8 @@ from shipments.transforms.events import (
     to_latest_per_shipment,
     to_one_per_key,
 )
+
+log = logging.getLogger(__name__)
 
 QUERY_NAME = "shipment_status"
 # Batch stats kept for the progress log and the run summary.
@@ -187,26 +190,35 @@ class StatusBatchSink:
         stats.timings = clock.timings
         return stats
 
-    def _driver(self, path: str) -> DriverMerge | None:
-        """The table's driver MERGE while the table is under its cap, else None (Spark's)."""
+    def _on_driver(self, path: str, write: Callable[[DriverMerge], None]) -> bool:
+        """Run ``write`` with the table's driver MERGE while the table is under its cap; False when
+        Spark's MERGE must write instead. A delta-rs error hands the table to Spark for the rest
+        of the run (logged): every write here may be repeated without changing anything."""
         driver = self.driver_merges.get(path)
-        return driver if driver is not None and driver.fits() else None
+        if driver is None:
+            return False
+        from deltalake.exceptions import DeltaError
+
+        try:
+            if not driver.fits():
+                return False
+            write(driver)
+        except DeltaError as exc:
+            log.warning("delta-rs failed on %s, Spark's MERGE writes it from now on: %s", path, exc)
+            del self.driver_merges[path]
+            return False
+        return True
 
     def _merge_status(self, status_rows: DataFrame, note: str) -> None:
         """MERGE the batch's newest event per shipment: on the driver with delta-rs while the
         table is under its cap (0.1 s at 1 MB), else with Spark (about 2 s a batch before any data)."""
-        driver = self._driver(self.tables.status)
-        if driver is not None:
-            driver.merge_newer(status_rows, key="shipment_id", newer=NEWER, note=note)
-        else:
-            delta.merge_newer(status_rows, self.tables.status, key="shipment_id", newer=NEWER, note=note)
+        path = self.tables.status
+        if not self._on_driver(path, lambda d: d.merge_newer(status_rows, key="shipment_id", newer=NEWER, note=note)):
+            delta.merge_newer(status_rows, path, key="shipment_id", newer=NEWER, note=note)
 
     def _insert_new(self, rows: DataFrame, path: str, *, keys: Sequence[str], note: str) -> None:
         """Insert the rows whose ``keys`` the table lacks (late events, dead letters)."""
-        driver = self._driver(path)
-        if driver is not None:
-            driver.insert_new(rows, keys=keys, note=note)
-        else:
+        if not self._on_driver(path, lambda d: d.insert_new(rows, keys=keys, note=note)):
             delta.merge_insert_new(rows, path, keys=keys, note=note)
 
     def _extract(self, records: DataFrame, batch_id: int, previous: EventTimeMark) -> tuple[BatchStats, EventTimeMark]:
