@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable as RsTable
 from pyspark.sql import SparkSession
 
 from tests.helpers.lake import LOCAL_CONF, daily, land, last_daily_run, totals
@@ -171,3 +172,26 @@ def test_ansi_mode_gives_the_same_tables(
     assert totals(spark, lake_on) == expected_totals
     assert _quarantine(spark, lake_on) == _quarantine(spark, lake_off)
     assert _counts(last_daily_run(spark, lake_on, DAY)) == off
+
+
+def test_windows_1252_files_land_as_replacement_characters_every_reader_can_read(
+    spark: SparkSession, raw: Path, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Excel on Windows saves CSV in cp1252 and some exporters write JSON so: a ü is the one byte
+    0xFC, not UTF-8. Spark's readers turn it into U+FFFD; the tables must hold valid UTF-8, or a
+    reader that checks it (delta-rs, Arrow) refuses the whole file."""
+    (raw / "customers").mkdir(parents=True)
+    customers = "customer_id,customer_name,segment,region\nC1,M\u00fcller GmbH,SMB,EU\n"
+    (raw / "customers" / "customers.csv").write_bytes(customers.encode("cp1252"))
+    folder = raw / "shipments" / f"ingest_date={DAY.isoformat()}"
+    folder.mkdir(parents=True)
+    kept = _line("S1", "C1", "2026-11-02T09:00:00Z").replace('"NA"', '"M\u00fcnchen"')
+    rejected = _line("S2", "C1", "2026-11-02T09:00:00Z", weight="-5").replace('"EU"', '"Z\u00fcrich"')
+    (folder / "part-0.jsonl").write_bytes(f"{kept}\n{rejected}\n".encode("cp1252"))
+
+    assert daily(DAY, raw, lake) == 0, capsys.readouterr().err
+    assert totals(spark, lake, DAY) == [(DAY, "C1", "M\ufffdller GmbH", "SMB", "EU", 1, 0, 1.5, Decimal("10.00"))]
+    [quarantined] = _quarantine(spark, lake)
+    assert quarantined[2:4] == ("S2", "out_of_range:weight_kg") and '"origin_region": "Z\ufffdrich"' in quarantined[4]
+    for table in ("shipment_daily_totals", "quarantine/shipments", "pipeline_runs"):
+        assert RsTable(str(lake / table)).to_pyarrow_table().num_rows == 1, table
