@@ -61,6 +61,14 @@ class S3Config:
         if self.region and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", self.region):
             raise ConfigError(f"spark.s3.region must be an AWS region like eu-west-1, got {self.region!r}")
 
+    def endpoint_in(self, environ: Mapping[str, str]) -> str:
+        """The endpoint, else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (as boto3 reads them)."""
+        return self.endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or ""
+
+    def region_in(self, environ: Mapping[str, str]) -> str:
+        """The region, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (as boto3 reads them)."""
+        return self.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+
 
 @dataclasses.dataclass(frozen=True)
 class SparkConfig:

@@ -58,13 +58,13 @@ def s3a_settings(s3: S3Config, environ: Mapping[str, str] | None = None) -> dict
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
     }
-    endpoint = s3.endpoint or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    endpoint = s3.endpoint_in(env)
     if endpoint:
         settings[hadoop + "endpoint"] = endpoint
         settings[hadoop + "connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
     if s3.path_style:
         settings[hadoop + "path.style.access"] = "true"
-    region = s3.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    region = s3.region_in(env)
     if region:
         settings[hadoop + "endpoint.region"] = region
     return settings

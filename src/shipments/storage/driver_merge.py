@@ -63,14 +63,14 @@ def storage_options(
         return {}
     environ = os.environ if environ is None else environ
     options: dict[str, str] = {}
-    endpoint = s3.endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL", "")
+    endpoint = s3.endpoint_in(environ)
     if endpoint:
         options["AWS_ENDPOINT_URL"] = endpoint
         if endpoint.startswith("http://"):
             options["AWS_ALLOW_HTTP"] = "true"
     # S3A addresses buckets virtual-hosted unless told otherwise; delta-rs's default is the opposite.
     options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false" if s3.path_style else "true"
-    region = s3.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or default_region
+    region = s3.region_in(environ) or default_region
     if region:
         options["AWS_REGION"] = region
     return options
