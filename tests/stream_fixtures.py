@@ -409,10 +409,12 @@ def install_pause(point: str, marker: Path) -> None:
             if Path(path).name == table:
                 pause(int(note.rsplit(" ", 1)[1]))  # the note is "shipment_status batch <id>"
 
-        def driver_insert_then_pause(self: DriverMerge, source: Any, *, keys: Any, note: str) -> None:
-            driver_insert(self, source, keys=keys, note=note)
+        def driver_insert_then_pause(self: DriverMerge, source: Any, *, keys: Any, note: str) -> bool:
+            if not driver_insert(self, source, keys=keys, note=note):
+                return False  # over the cap: Spark's insert follows, and pauses
             if Path(self.path).name == table:
                 pause(int(note.rsplit(" ", 1)[1]))
+            return True
 
         # the insert is Spark's or delta-rs's (storage.driver_merge), whichever the table gets
         delta.merge_insert_new = insert_then_pause

@@ -226,7 +226,7 @@ def test_a_delta_rs_error_hands_the_table_to_spark_for_the_run(
     drivers = {path: DriverMerge(path, max_mb=512, options={}) for path in (tables.status, tables.dlq)}
     sink = StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), 3600), driver_merges=drivers)
 
-    def refuse(self: DriverMerge, source: object, *, keys: object, note: str) -> None:
+    def refuse(self: DriverMerge, source: object, *, keys: object, note: str) -> bool:
         raise DeltaError("Parquet error: encountered non UTF-8 data")
 
     monkeypatch.setattr(DriverMerge, "insert_new", refuse)

@@ -100,74 +100,68 @@ class DriverMerge:
         self.options = dict(options)
         self._table: DeltaTable | None = None
 
-    def _current(self) -> DeltaTable:
+    def _current(self) -> DeltaTable | None:
+        """The table as of its newest commit (Spark may have written it since), read once per
+        write; None when it holds more than the cap (Spark's MERGE writes it then)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
         from deltalake import DeltaTable
 
+        if self.max_bytes <= 0:
+            return None
         if self._table is None:
             self._table = DeltaTable(self.path, storage_options=self.options)
         else:
             self._table.update_incremental()
-        return self._table
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        return self._table if int(pc.sum(actions.column("size_bytes")).as_py() or 0) <= self.max_bytes else None
 
-    def fits(self) -> bool:
-        """Whether the table is small enough to MERGE on the driver (read fresh: Spark may have
-        written it since). A cap of 0 MB fits nothing."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if self.max_bytes <= 0:
-            return False
-        actions = pa.table(self._current().get_add_actions(flatten=True))
-        return int(pc.sum(actions.column("size_bytes")).as_py() or 0) <= self.max_bytes
-
-    def merge_newer(self, source: DataFrame, *, key: str, newer: str, note: str) -> None:
+    def merge_newer(self, source: DataFrame, *, key: str, newer: str, note: str) -> bool:
         """Insert the keys of ``source`` the table lacks; replace a stored row where the SQL
         condition ``newer`` holds (``s`` the new row, ``t`` the stored one): the same contract as
         ``delta.merge_newer``, with ``source`` (the table's columns, one row per ``key``)
-        collected to the driver. ``note`` becomes the commit's userMetadata."""
-        self.merge_rows(collect_arrow(source), key=key, newer=newer, note=note)
-
-    def merge_rows(self, rows: pa.Table, *, key: str, newer: str, note: str) -> None:
-        """``merge_newer`` of rows already on the driver."""
-        from deltalake.transaction import CommitProperties
-
+        collected to the driver. ``note`` becomes the commit's userMetadata. False, writing
+        nothing, when the table is over the cap. A cap of 0 MB fits nothing."""
         table = self._current()
-        metrics = (
-            table.merge(
-                rows,
-                f"t.{key} = s.{key}",
-                source_alias="s",
-                target_alias="t",
-                commit_properties=CommitProperties(custom_metadata={"userMetadata": note}),
-            )
-            .when_matched_update_all(predicate=newer)
-            .when_not_matched_insert_all()
-            .execute()
-        )
-        self._maintain(table, note, metrics)
+        if table is not None:
+            self._merge(table, collect_arrow(source), f"t.{key} = s.{key}", note, replace_when=newer)
+        return table is not None
 
-    def insert_new(self, source: DataFrame, *, keys: Sequence[str], note: str) -> None:
+    def merge_rows(self, rows: pa.Table, *, key: str, newer: str, note: str) -> bool:
+        """``merge_newer`` of rows already on the driver."""
+        table = self._current()
+        if table is not None:
+            self._merge(table, rows, f"t.{key} = s.{key}", note, replace_when=newer)
+        return table is not None
+
+    def insert_new(self, source: DataFrame, *, keys: Sequence[str], note: str) -> bool:
         """Insert the rows of ``source`` whose ``keys`` the table does not hold yet, keys compared
         null-safely: the same contract as ``delta.merge_insert_new`` (no commit when nothing is
-        new), with ``source`` collected to the driver."""
-        from deltalake.transaction import CommitProperties
-
+        new), with ``source`` collected to the driver. False, writing nothing, when the table is
+        over the cap."""
         if not keys:
             raise ValueError("insert_new needs at least one key column")
         table = self._current()
-        matched = " AND ".join(f"(t.{key} IS NOT DISTINCT FROM s.{key})" for key in keys)
-        metrics = (
-            table.merge(
-                collect_arrow(source),
-                matched,
-                source_alias="s",
-                target_alias="t",
-                commit_properties=CommitProperties(custom_metadata={"userMetadata": note}),
-            )
-            .when_not_matched_insert_all()
-            .execute()
+        if table is not None:
+            matched = " AND ".join(f"(t.{key} IS NOT DISTINCT FROM s.{key})" for key in keys)
+            self._merge(table, collect_arrow(source), matched, note)
+        return table is not None
+
+    def _merge(self, table: DeltaTable, rows: pa.Table, on: str, note: str, *, replace_when: str | None = None) -> None:
+        """Insert the rows ``on`` matches nothing; with ``replace_when``, also replace the matched
+        rows where it holds. Then the table's upkeep."""
+        from deltalake.transaction import CommitProperties
+
+        builder = table.merge(
+            rows,
+            on,
+            source_alias="s",
+            target_alias="t",
+            commit_properties=CommitProperties(custom_metadata={"userMetadata": note}),
         )
-        self._maintain(table, note, metrics)
+        if replace_when is not None:
+            builder = builder.when_matched_update_all(predicate=replace_when)
+        self._maintain(table, note, builder.when_not_matched_insert_all().execute())
 
     def _maintain(self, table: DeltaTable, note: str, metrics: Mapping[str, object]) -> None:
         """After a MERGE that committed (``metrics`` counts what it changed): compact once the

@@ -190,24 +190,22 @@ class StatusBatchSink:
         stats.timings = clock.timings
         return stats
 
-    def _on_driver(self, path: str, write: Callable[[DriverMerge], None]) -> bool:
-        """Run ``write`` with the table's driver MERGE while the table is under its cap; False when
-        Spark's MERGE must write instead. A delta-rs error hands the table to Spark for the rest
-        of the run (logged): every write here may be repeated without changing anything."""
+    def _on_driver(self, path: str, write: Callable[[DriverMerge], bool]) -> bool:
+        """Run ``write`` with the table's driver MERGE; False when Spark's MERGE must write
+        instead: no driver MERGE, the table over its cap (``write`` says so), or a delta-rs
+        error, which hands the table to Spark for the rest of the run (logged): every write
+        here may be repeated without changing anything."""
         driver = self.driver_merges.get(path)
         if driver is None:
             return False
         from deltalake.exceptions import DeltaError
 
         try:
-            if not driver.fits():
-                return False
-            write(driver)
+            return write(driver)
         except DeltaError as exc:
             log.warning("delta-rs failed on %s, Spark's MERGE writes it from now on: %s", path, exc)
             del self.driver_merges[path]
             return False
-        return True
 
     def _merge_status(self, status_rows: DataFrame, note: str) -> None:
         """MERGE the batch's newest event per shipment: on the driver with delta-rs while the
