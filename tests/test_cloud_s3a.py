@@ -10,7 +10,6 @@ through S3A, downloaded from the lake bucket as plain files, must equal its loca
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pyspark.sql import SparkSession
 from shipments.cli import main
 from shipments.devtools.generate import generate_raw_zone
 from tests.cloud_fixtures import ROOT, Moto, moto_fixture, run_python  # noqa: F401
+from tests.helpers.lake import commit_infos
 from tests.stream_fixtures import utc
 
 pytestmark = pytest.mark.slow
@@ -138,11 +138,8 @@ def test_s3a_tables_equal_the_local_disk_run(
 def test_s3a_stream_merged_its_tables_with_delta_rs_on_the_driver(lakes: dict[str, Path], table: str) -> None:
     """The stream's MERGEs went through delta-rs's own S3 client (endpoint, path style and region
     from the same settings as S3A), not Spark's."""
-    log = lakes["s3"] / table / "_delta_log"
-    infos = [json.loads(line)["commitInfo"] for p in sorted(log.glob("*.json")) for line in p.read_text().splitlines()
-             if "commitInfo" in line]  # fmt: skip
-    merges = [info for info in infos if info["operation"] == "MERGE"]
-    assert merges and all(str(info["engineInfo"]).startswith("delta-rs") for info in merges), infos
+    merges = commit_infos(lakes["s3"] / table, "MERGE")
+    assert merges and all(str(info["engineInfo"]).startswith("delta-rs") for info in merges), merges
 
 
 def test_s3a_run_wrote_only_under_the_lake_prefix_and_read_the_raw_bucket(moto: Moto, lakes: dict[str, Path]) -> None:

@@ -5,7 +5,6 @@ to Spark when delta-rs fails."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +21,7 @@ from shipments.storage.delta import ensure_tables
 from shipments.storage.driver_merge import DriverMerge, storage_options
 from shipments.stream.sink import NEWER, StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
+from tests.helpers.lake import commit_infos
 from tests.stream_fixtures import event_row as ev
 from tests.stream_fixtures import nov20 as t
 from tests.stream_fixtures import record_batch as batch
@@ -64,17 +64,6 @@ def status_rows(*events: tuple[str, str, int, str]) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-def commits(path: str) -> list[dict[str, object]]:
-    """Every commit's commitInfo, oldest first."""
-    infos = []
-    for log in sorted(Path(path, "_delta_log").glob("*.json")):
-        for line in log.read_text().splitlines():
-            action = json.loads(line)
-            if "commitInfo" in action:
-                infos.append(action["commitInfo"])
-    return infos
-
-
 def test_driver_merges_keep_the_protocol_and_read_the_same_in_spark_and_delta_rs(
     spark: SparkSession, config: Config
 ) -> None:
@@ -113,7 +102,7 @@ def test_driver_merges_keep_the_protocol_and_read_the_same_in_spark_and_delta_rs
     protocol = RsTable(path).protocol()
     assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
     assert not protocol.reader_features and not protocol.writer_features
-    merges = [info for info in commits(path) if info["operation"] == "MERGE"]
+    merges = commit_infos(path, "MERGE")
     # batch 2 replaced nothing, so it committed nothing (as a replayed batch does)
     assert [info["userMetadata"] for info in merges] == ["shipment_status batch 0", "shipment_status batch 1"]
     assert all(str(info["engineInfo"]).startswith("delta-rs") for info in merges)
@@ -129,7 +118,7 @@ def test_many_small_batches_are_compacted_and_checkpointed(spark: SparkSession, 
 
     table = RsTable(path)
     assert len(table.file_uris()) < 50
-    operations = [info["operation"] for info in commits(path)]
+    operations = [info["operation"] for info in commit_infos(path)]
     assert operations.count("OPTIMIZE") == 1 and operations.count("MERGE") == 60
     checkpoints = sorted(int(p.name.split(".")[0]) for p in Path(path, "_delta_log").glob("*.checkpoint.parquet"))
     assert checkpoints == list(range(10, table.version() + 1, 10))
@@ -147,7 +136,7 @@ def test_many_small_batches_are_compacted_and_checkpointed(spark: SparkSession, 
                      note="shipment_status batch 61")  # fmt: skip
     delivered = spark.read.format("delta").load(path).where("status = 'DELIVERED'").select("shipment_id", "event_id")
     assert sorted(map(tuple, delivered.collect())) == [("S00", "z0"), ("S01", "z1")]
-    assert [info["userMetadata"] for info in commits(path) if info["operation"] == "MERGE"][-2:] == [
+    assert [info["userMetadata"] for info in commit_infos(path, "MERGE")][-2:] == [
         "shipment_status batch 60",
         "shipment_status batch 61",
     ]
@@ -168,7 +157,7 @@ def test_a_table_over_the_cap_is_merged_by_spark(spark: SparkSession, config: Co
     over(batch(spark, ev("e2", "S1", "IN_TRANSIT", t(11), 1)), 1)
     small(batch(spark, ev("e3", "S1", "DELIVERED", t(12), 2)), 2)
 
-    engines = [str(info.get("engineInfo")) for info in commits(tables.status) if info["operation"] == "MERGE"]
+    engines = [str(info.get("engineInfo")) for info in commit_infos(tables.status, "MERGE")]
     assert [engine.split(":")[0].split("/")[0] for engine in engines] == ["delta-rs", "Apache-Spark", "delta-rs"]
     rows = spark.read.format("delta").load(tables.status).select("status", "event_id", "batch_id").collect()
     assert [tuple(r) for r in rows] == [("DELIVERED", "e3", 2)]
@@ -235,7 +224,7 @@ def test_a_delta_rs_error_hands_the_table_to_spark_for_the_run(
 
     dlq = spark.read.format("delta").load(tables.dlq).select("raw_value", "batch_id").collect()
     assert sorted(map(tuple, dlq)) == [("{again", 1), ("{nope", 0)]
-    engines = [str(info["engineInfo"]).split("/")[0] for info in commits(tables.dlq) if info["operation"] == "MERGE"]
+    engines = [str(info["engineInfo"]).split("/")[0] for info in commit_infos(tables.dlq, "MERGE")]
     assert engines == ["Apache-Spark", "Apache-Spark"]
     assert set(sink.driver_merges) == {tables.status}  # the status table stays with delta-rs
     warnings = [r.getMessage() for r in caplog.records if "delta-rs failed" in r.getMessage()]

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from tests.helpers.lake import commit_infos
 from tests.stream_fixtures import (  # noqa: F401
     MOTO_ENV,
     PAUSE_AFTER_INSERT,
@@ -273,6 +274,10 @@ def test_sigkill_and_restart_give_the_tables_of_an_uninterrupted_run(
         "no dead letter lost or written twice"
     )
     assert len({(r["source_partition"], r["source_offset"]) for r in dlq}) == len(dlq)
+    # ... and written by delta-rs on the driver throughout: no run fell back to Spark's MERGE
+    for table in ("shipment_status", "shipment_status_late", "shipment_status_dlq"):
+        engines = {info["engineInfo"].split(":")[0] for info in commit_infos(lake / table, "MERGE")}
+        assert engines == {"delta-rs"}, (table, engines)
 
     # Metrics: at most once per batch whatever was killed and replayed (a SIGKILL may lose those
     # still queued for publication), all of the last run's batches (a clean stop publishes

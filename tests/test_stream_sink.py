@@ -4,10 +4,8 @@ MERGE engine of the stream's tables: Spark's, and delta-rs on the driver."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from chispa import assert_df_equality
@@ -20,6 +18,7 @@ from shipments.storage.delta import ensure_tables
 from shipments.storage.driver_merge import DriverMerge
 from shipments.stream.sink import StatusBatchSink, StatusTables
 from shipments.stream.watermarks import WatermarkLog
+from tests.helpers.lake import commit_infos
 from tests.stream_fixtures import event_row as ev
 from tests.stream_fixtures import nov20 as t
 from tests.stream_fixtures import record_batch as batch
@@ -41,16 +40,8 @@ def sink(
     yield StatusBatchSink(tables, WatermarkLog(spark, str(tmp_path / "checkpoint"), HOUR), driver_merges=drivers)
     # every MERGE the test made went through the engine it is named for
     for path in paths:
-        engines = {str(info["engineInfo"]).split("/")[0].split(":")[0] for info in merge_commits(path)}
+        engines = {str(info["engineInfo"]).split("/")[0].split(":")[0] for info in commit_infos(path, "MERGE")}
         assert engines <= {request.param}, (path, engines)
-
-
-def merge_commits(path: str) -> list[dict[str, Any]]:
-    """The commitInfo of every MERGE of the table at ``path``, oldest first."""
-    infos = []
-    for log in sorted((Path(path) / "_delta_log").glob("*.json")):
-        infos += [json.loads(line)["commitInfo"] for line in log.read_text().splitlines() if '"commitInfo"' in line]
-    return [info for info in infos if info["operation"] == "MERGE"]
 
 
 def version(spark: SparkSession, path: str) -> int:
@@ -99,7 +90,7 @@ def test_newest_event_per_shipment_is_inserted_and_bad_records_go_to_the_dlq(
     assert [tuple(r) for r in dlq.collect()] == [("{nope", "malformed_json", "events", 0, 4, 0)]
     assert sink.stats[0].on_time == 4 and sink.stats[0].dlq == 1 and sink.stats[0].late == 0
     # one MERGE into each table (the fixture checks which engine made them)
-    assert len(merge_commits(sink.tables.status)) == len(merge_commits(sink.tables.dlq)) == 1
+    assert len(commit_infos(sink.tables.status, "MERGE")) == len(commit_infos(sink.tables.dlq, "MERGE")) == 1
 
 
 def test_older_events_never_overwrite_and_ties_break_on_event_id(spark: SparkSession, sink: StatusBatchSink) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
@@ -70,3 +71,13 @@ def last_daily_run(spark: SparkSession, lake: Path, day: dt.date) -> Row:
     accounted = row.rows_kept + row.rows_other_dates + row.rows_duplicates + row.rows_quarantined + row.rows_deleted
     assert row.rows_read == accounted, row
     return row
+
+
+def commit_infos(table: Path | str, operation: str | None = None) -> list[dict[str, Any]]:
+    """The commitInfo of every commit of the Delta table at ``table`` (only ``operation``'s when
+    given), oldest first: which engine wrote it (``engineInfo``), its userMetadata."""
+    infos = []
+    for log in sorted(Path(table, "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        infos += [action["commitInfo"] for action in actions if "commitInfo" in action]
+    return [info for info in infos if operation is None or info["operation"] == operation]
