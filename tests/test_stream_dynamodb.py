@@ -82,6 +82,20 @@ def test_conditional_updates_keep_the_newest_event(table: tuple[Any, str]) -> No
     }
 
 
+def test_writers_in_parallel_keep_each_shipments_rows_in_order(table: tuple[Any, str]) -> None:
+    """Eight writers: every shipment's rows still apply in their order (one lane per shipment),
+    so an older row after a newer one is skipped and a newer one after an older is written."""
+    client, name = table
+    rows = []
+    for n in range(60):
+        rows += [row(f"S{n:02d}", "IN_TRANSIT", 30, f"e{n:02d}b"), row(f"S{n:02d}", "PICKED_UP", 20, f"e{n:02d}a")]
+        rows += [row(f"T{n:02d}", "CREATED", 0, f"f{n:02d}a"), row(f"T{n:02d}", "DELIVERED", 40, f"f{n:02d}b")]
+    assert put_status_items(client, name, rows, 0, writers=8) == (180, 60)
+    expected = {f"S{n:02d}": ("IN_TRANSIT", "2026-11-20T10:30:00.000000Z", f"e{n:02d}b") for n in range(60)}
+    expected |= {f"T{n:02d}": ("DELIVERED", "2026-11-20T10:40:00.000000Z", f"f{n:02d}b") for n in range(60)}
+    assert items(client, name) == expected
+
+
 def test_a_replayed_batch_is_skipped(table: tuple[Any, str]) -> None:
     client, name = table
     batch = [row("S1", "IN_TRANSIT", 30, "e3")]
