@@ -132,14 +132,21 @@ class Producer:
 
 @contextlib.contextmanager
 def _stopped(pid: int) -> Iterator[None]:
-    """Process ``pid`` and its descendants stopped (SIGSTOP) for the block, then continued."""
-    tree = [pid, *_descendants(pid)]
-    for each in tree:
-        os.kill(each, signal.SIGSTOP)
+    """Process ``pid`` and its descendants stopped (SIGSTOP) for the block, then continued.
+    Listed again until no new one appears (a stopped process cannot fork, but one may have
+    forked before it stopped); one that ended before its signal is skipped."""
+    stopped: list[int] = []
     try:
+        while new := [each for each in (pid, *_descendants(pid)) if each not in stopped]:
+            for each in new:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(each, signal.SIGSTOP)
+                    stopped.append(each)
+            if not any(each in stopped for each in new):
+                break  # all of them had ended
         yield
     finally:
-        for each in reversed(tree):
+        for each in reversed(stopped):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(each, signal.SIGCONT)
 
@@ -325,7 +332,7 @@ def _phase(
         if sustained:
             fast_start, fast_from = time.time(), len(producer.sent)
             fast_achieved = producer.paced(SUSTAINED_RATE, sustained)
-            _wait_committed(checkpoint, producer.end_offsets(fast_from), 300, job, topic)
+            _wait_committed(checkpoint, producer.end_offsets(fast_from), 300 + 5 * sustained, job, topic)
             fast, fast_window = producer.sent[fast_from:], (fast_start, time.time())
         if backlog:
             # The job's capacity, not the producer's: the job is stopped (SIGSTOP, its whole
@@ -437,6 +444,7 @@ def run(workdir: Path) -> str:
     fast = main.sustained
     fast_p50, fast_p99 = (_pct(fast, q) if fast else float("nan") for q in (50, 99))
     fast_batches = main.sustained_durations
+    offered_enough = (main.sustained_achieved or 0) >= 0.95 * SUSTAINED_RATE
     if latencies:
         p50, p95, p99 = (_pct(latencies, q) for q in (50, 95, 99))
     else:
@@ -476,7 +484,8 @@ def run(workdir: Path) -> str:
                 [
                     "sustained: latency p50 / p99",
                     f"{fast_p50:.2f} / {fast_p99:.2f} s ({len(fast):,} events)",
-                    "p99 <= 10 s: " + verdict(fast_p99 <= 10),
+                    # Judged only when the producer came near the goal's rate.
+                    "p99 <= 10 s: " + verdict(fast_p99 <= 10) if offered_enough else "p99 <= 10 s: not judged",
                 ],
                 [
                     "sustained: batch duration p50 / max",

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from shipments.cli import main
+from shipments.config import StreamConfig
+from shipments.stream.job import LOCAL_CHECKPOINT_WRITER, stream_session_settings
 
 
 @pytest.mark.parametrize(
@@ -70,3 +72,20 @@ def test_a_checkpoint_is_required(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert code == 2
     assert "checkpoint is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "local"),
+    [
+        ("/data/checkpoints/status", True),
+        ("file:///data/checkpoints/status", True),
+        ("s3a://lake/checkpoints/status", False),
+        ("s3://lake/checkpoints/status", False),
+        ("hdfs:///checkpoints/status", False),
+    ],
+)
+def test_a_local_checkpoint_gets_the_file_system_writer_and_others_spark_default(checkpoint: str, local: bool) -> None:
+    settings = stream_session_settings(StreamConfig(), checkpoint)
+    writer = settings.get("spark.sql.streaming.checkpointFileManagerClass")
+    assert writer == (LOCAL_CHECKPOINT_WRITER if local else None)
+    assert settings["spark.sql.shuffle.partitions"] == "4"

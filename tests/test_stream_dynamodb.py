@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from pyspark.sql import Row, SparkSession
 
 from shipments.config import Config, DynamoDBConfig
@@ -94,6 +95,16 @@ def test_writers_in_parallel_keep_each_shipments_rows_in_order(table: tuple[Any,
     expected = {f"S{n:02d}": ("IN_TRANSIT", "2026-11-20T10:30:00.000000Z", f"e{n:02d}b") for n in range(60)}
     expected |= {f"T{n:02d}": ("DELIVERED", "2026-11-20T10:40:00.000000Z", f"f{n:02d}b") for n in range(60)}
     assert items(client, name) == expected
+
+
+def test_a_failed_update_in_one_lane_fails_the_write(table: tuple[Any, str]) -> None:
+    """DynamoDB refuses an item over 400 KB: that lane's error reaches the caller (the Spark task
+    fails and the batch is replayed), whatever the other lanes wrote."""
+    client, name = table
+    rows = [row(f"S{n:02d}", "CREATED", 0, f"e{n:02d}") for n in range(40)]
+    rows.insert(17, row("S99", "CREATED", 0, "e99", location="x" * 500_000))
+    with pytest.raises(ClientError, match="ValidationException"):
+        put_status_items(client, name, rows, 0, writers=8)
 
 
 def test_a_replayed_batch_is_skipped(table: tuple[Any, str]) -> None:
