@@ -139,9 +139,11 @@ def _stopped(pid: int) -> Iterator[None]:
     try:
         while new := [each for each in (pid, *_descendants(pid)) if each not in stopped]:
             for each in new:
-                with contextlib.suppress(ProcessLookupError):
+                stopped.append(each)  # before the signal: an interrupt after it still continues it
+                try:
                     os.kill(each, signal.SIGSTOP)
-                    stopped.append(each)
+                except ProcessLookupError:
+                    stopped.remove(each)
             if not any(each in stopped for each in new):
                 break  # all of them had ended
         yield

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shipments.cli import main
-from shipments.config import StreamConfig
-from shipments.stream.job import LOCAL_CHECKPOINT_WRITER, stream_session_settings
+from shipments.cli import _command, _config, build_parser, main
+from shipments.stream.job import LOCAL_CHECKPOINT_WRITER
 
 
 @pytest.mark.parametrize(
@@ -75,17 +74,38 @@ def test_a_checkpoint_is_required(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize(
-    ("checkpoint", "local"),
+    ("platform", "conf", "checkpoint_flag", "local"),
     [
-        ("/data/checkpoints/status", True),
-        ("file:///data/checkpoints/status", True),
-        ("s3a://lake/checkpoints/status", False),
-        ("s3://lake/checkpoints/status", False),
-        ("hdfs:///checkpoints/status", False),
+        # local.yaml's checkpoint is a local folder.
+        ("local", "local.yaml", None, True),
+        # local-s3.yaml's is on s3a, unless --checkpoint names a local folder.
+        ("local", "local-s3.yaml", None, False),
+        ("local", "local-s3.yaml", "FOLDER", True),
+        ("local", "local-s3.yaml", "file://FOLDER", True),
+        # On EMR a path without a scheme is on HDFS, the cluster's default file system.
+        ("emr", "base.yaml", "FOLDER", False),
+        ("emr", "base.yaml", "s3a://lake/checkpoint", False),
     ],
 )
-def test_a_local_checkpoint_gets_the_file_system_writer_and_others_spark_default(checkpoint: str, local: bool) -> None:
-    settings = stream_session_settings(StreamConfig(), checkpoint)
-    writer = settings.get("spark.sql.streaming.checkpointFileManagerClass")
+def test_a_checkpoint_on_the_local_disk_gets_the_file_system_writer_and_others_spark_default(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    platform: str,
+    conf: str,
+    checkpoint_flag: str | None,
+    local: bool,
+) -> None:
+    """The writer follows the checkpoint the command runs with (the flag over the config)."""
+    monkeypatch.setattr("shipments.stream.metrics.enable_json_lines", lambda: None)
+    root = Path(__file__).resolve().parents[1]
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"extends: {root / 'conf' / conf}\nspark: {{platform: {platform}}}\n")
+    args = ["stream", "--conf", str(config_file), "--lake", str(tmp_path / "lake")]
+    args += ["--source", "files", "--input", str(tmp_path)]
+    if checkpoint_flag:
+        args += ["--checkpoint", checkpoint_flag.replace("FOLDER", str(tmp_path / "checkpoint"))]
+    parsed = build_parser().parse_args(args)
+    _, settings = _command(parsed, _config(parsed))
+    writer = (settings or {}).get("spark.sql.streaming.checkpointFileManagerClass")
     assert writer == (LOCAL_CHECKPOINT_WRITER if local else None)
-    assert settings["spark.sql.shuffle.partitions"] == "4"
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "checkpoint").exists()

@@ -322,9 +322,8 @@ def _command(
     if args.command == "stream":
         stream = _stream_request(config, args)
         enable_json_lines()
-        return (lambda spark: run_stream(_session(spark), config, stream)), stream_session_settings(
-            config.stream, stream.checkpoint
-        )
+        settings = stream_session_settings(config.stream, stream.checkpoint, config.spark.platform)
+        return (lambda spark: run_stream(_session(spark), config, stream)), settings
     if args.command == "status":
         status = StatusRequest(args.shipment_id)
         return (lambda spark: run_status(spark, config, status)), ({} if needs_spark(config) else None)

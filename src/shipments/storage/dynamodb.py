@@ -17,7 +17,8 @@ DDB_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 # Conditional updates a task keeps in flight. Each waits a round trip to DynamoDB, and a batch's
 # rows are written by as many tasks as the stream has state partitions (4 by default): one after
 # another, 1,500 rows at ~5 ms of round trip plus ~2 ms of boto3's own CPU each would take
-# ~2.6 s a batch; in flight together, about the CPU's ~0.75 s (it holds Python's lock).
+# ~2.6 s a batch; in flight together, about the CPU's ~0.75 s (it holds Python's lock). Both
+# with 4 task slots free for them; fewer slots run the tasks in turn.
 WRITERS = 16
 
 

@@ -91,20 +91,22 @@ class StreamResult:
 # disk without Hadoop's native library spawns `readlink` and `chmod` processes several times a
 # file: ~40 ms a file here, against ~11 ms for the FileSystem-based writer, which does the same
 # write-then-rename (atomic on a local disk). A batch writes about five (offsets, commit, state
-# changelogs). Other file systems keep Spark's default: on s3a the FileSystem-based writer cannot
-# replace a file that a replayed batch writes again.
+# changelogs). Other file systems keep Spark's default: on s3a and HDFS the FileSystem-based
+# writer cannot replace a file that a replayed batch writes again.
 LOCAL_CHECKPOINT_WRITER = "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager"
 
 
-def stream_session_settings(stream: StreamConfig, checkpoint: str) -> dict[str, str]:
+def stream_session_settings(stream: StreamConfig, checkpoint: str, platform: str) -> dict[str, str]:
     """Session settings the stream needs, some fixed by the checkpoint at its first start.
 
     The number of state partitions comes from ``spark.sql.shuffle.partitions`` when a
     checkpoint is first used and can never change afterwards: set it deliberately. RocksDB
     keeps the dedup state off the JVM heap; changelog checkpointing makes each commit cheap.
-    A ``checkpoint`` on the local disk gets ``LOCAL_CHECKPOINT_WRITER``.
+    A ``checkpoint`` on the local disk gets ``LOCAL_CHECKPOINT_WRITER``: ``file://``, or a path
+    without a scheme on the ``local`` platform (on EMR such a path is on HDFS, the cluster's
+    default file system).
     """
-    local = "://" not in checkpoint or checkpoint.startswith("file:")
+    local = checkpoint.startswith("file://") or ("://" not in checkpoint and platform == "local")
     writer = {"spark.sql.streaming.checkpointFileManagerClass": LOCAL_CHECKPOINT_WRITER} if local else {}
     return writer | {
         "spark.sql.shuffle.partitions": str(stream.state_partitions),
