@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
@@ -122,17 +122,11 @@ class DriverMerge:
         ``delta.merge_newer``, with ``source`` (the table's columns, one row per ``key``)
         collected to the driver. ``note`` becomes the commit's userMetadata. False, writing
         nothing, when the table is over the cap. A cap of 0 MB fits nothing."""
-        table = self._current()
-        if table is not None:
-            self._merge(table, collect_arrow(source), f"t.{key} = s.{key}", note, replace_when=newer)
-        return table is not None
+        return self._merge(lambda: collect_arrow(source), f"t.{key} = s.{key}", note, replace_when=newer)
 
     def merge_rows(self, rows: pa.Table, *, key: str, newer: str, note: str) -> bool:
         """``merge_newer`` of rows already on the driver."""
-        table = self._current()
-        if table is not None:
-            self._merge(table, rows, f"t.{key} = s.{key}", note, replace_when=newer)
-        return table is not None
+        return self._merge(lambda: rows, f"t.{key} = s.{key}", note, replace_when=newer)
 
     def insert_new(self, source: DataFrame, *, keys: Sequence[str], note: str) -> bool:
         """Insert the rows of ``source`` whose ``keys`` the table does not hold yet, keys compared
@@ -141,19 +135,20 @@ class DriverMerge:
         over the cap."""
         if not keys:
             raise ValueError("insert_new needs at least one key column")
-        table = self._current()
-        if table is not None:
-            matched = " AND ".join(f"(t.{key} IS NOT DISTINCT FROM s.{key})" for key in keys)
-            self._merge(table, collect_arrow(source), matched, note)
-        return table is not None
+        matched = " AND ".join(f"(t.{key} IS NOT DISTINCT FROM s.{key})" for key in keys)
+        return self._merge(lambda: collect_arrow(source), matched, note)
 
-    def _merge(self, table: DeltaTable, rows: pa.Table, on: str, note: str, *, replace_when: str | None = None) -> None:
-        """Insert the rows ``on`` matches nothing; with ``replace_when``, also replace the matched
-        rows where it holds. Then the table's upkeep."""
+    def _merge(self, rows: Callable[[], pa.Table], on: str, note: str, *, replace_when: str | None = None) -> bool:
+        """Insert the ``rows`` (collected only when the table is under the cap) that ``on``
+        matches nothing; with ``replace_when``, also replace the matched rows where it holds.
+        Then the table's upkeep. False, writing nothing, when the table is over the cap."""
         from deltalake.transaction import CommitProperties
 
+        table = self._current()
+        if table is None:
+            return False
         builder = table.merge(
-            rows,
+            rows(),
             on,
             source_alias="s",
             target_alias="t",
@@ -162,6 +157,7 @@ class DriverMerge:
         if replace_when is not None:
             builder = builder.when_matched_update_all(predicate=replace_when)
         self._maintain(table, note, builder.when_not_matched_insert_all().execute())
+        return True
 
     def _maintain(self, table: DeltaTable, note: str, metrics: Mapping[str, object]) -> None:
         """After a MERGE that committed (``metrics`` counts what it changed): compact once the
