@@ -18,6 +18,7 @@ the 4g driver; peak memory per rung).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_daily import GOALS, LONG_TERM_GOAL, RUN_DATE, _raw_zone
-from bench.common import ROOT, load_average, median, repeats, scale, table
+from bench.common import ROOT, descendants, load_average, median, process_parents, repeats, scale, table
 
 LADDER = (250_000, 1_000_000, 3_000_000)
 SHIPMENTS = ROOT / ".venv" / "bin" / "shipments"
@@ -119,26 +120,12 @@ def _tree_rss(root: int) -> int:
     starts ``ls``, ``chmod`` and Python workers through vfork): it shares its parent's memory and
     is not counted again. Counted, it doubled the JVM's peak at 3M (9.4 GB for 4.8 GB).
     """
-    parents: dict[int, int] = {}
+    parents = process_parents()
+    tree = [root, *descendants(root, parents)] if root in parents else []
     statms: dict[int, list[str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            statm = Path(f"/proc/{entry}/statm").read_text().split()
-        except OSError:  # gone between the listing and the read
-            continue
-        # the command name (in parentheses) may hold spaces: the fields after it are fixed
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
-        statms[int(entry)] = statm
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
-        tree.update(children)
-        frontier.extend(children)
+    for pid in tree:
+        with contextlib.suppress(OSError):  # gone since the listing
+            statms[pid] = Path(f"/proc/{pid}/statm").read_text().split()
     # statm: size, resident, shared, text, lib, data, dt (pages)
     counted = [
         statms[pid] for pid in tree if pid in statms and (pid == root or statms[pid] != statms.get(parents[pid]))

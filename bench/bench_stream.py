@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import ROOT, load_average, scale, table
+from bench.common import ROOT, descendants, load_average, process_parents, scale, table
 from shipments.devtools.kafka_broker import KafkaBroker
 
 TOPIC = "bench-status"
@@ -137,7 +137,7 @@ def _stopped(pid: int) -> Iterator[None]:
     forked before it stopped); one that ended before its signal is skipped."""
     stopped: list[int] = []
     try:
-        while new := [each for each in (pid, *_descendants(pid)) if each not in stopped]:
+        while new := [each for each in (pid, *descendants(pid, process_parents())) if each not in stopped]:
             for each in new:
                 stopped.append(each)  # before the signal: an interrupt after it still continues it
                 try:
@@ -151,22 +151,6 @@ def _stopped(pid: int) -> Iterator[None]:
         for each in reversed(stopped):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(each, signal.SIGCONT)
-
-
-def _descendants(pid: int) -> list[int]:
-    """The process ids under ``pid`` (children first), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # The command name is in parentheses and may hold spaces: the parent id follows it.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, queue = [], [pid]
-    while queue:
-        children = parents.get(queue.pop(), [])
-        found += children
-        queue += children
-    return found
 
 
 def _batches(folder: Path) -> list[int]:

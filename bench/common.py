@@ -71,3 +71,31 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def process_parents() -> dict[int, int]:
+    """Process id -> parent id of every process now (from /proc; one that ends mid-read is left out)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone between the listing and the read
+            continue
+        # the command name (in parentheses) may hold spaces: the fields after it are fixed
+        parents[int(entry)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    return parents
+
+
+def descendants(root: int, parents: dict[int, int]) -> list[int]:
+    """Every process below ``root`` in ``parents`` (``process_parents``)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found, frontier = [], [root]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
