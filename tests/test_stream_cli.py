@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shipments.cli import _command, _config, build_parser, main
+from shipments.cli import _command, _config, _stream_request, build_parser, main
 from shipments.stream.job import LOCAL_CHECKPOINT_WRITER
 
 
@@ -82,6 +82,8 @@ def test_a_checkpoint_is_required(tmp_path: Path, capsys: pytest.CaptureFixture[
         ("local", "local-s3.yaml", None, False),
         ("local", "local-s3.yaml", "FOLDER", True),
         ("local", "local-s3.yaml", "file://FOLDER", True),
+        # as Hadoop prints a local path (Spark's logs and errors), from where users copy it
+        ("local", "local-s3.yaml", "file:FOLDER", True),
         # On EMR a path without a scheme is on HDFS, the cluster's default file system.
         ("emr", "base.yaml", "FOLDER", False),
         ("emr", "base.yaml", "s3a://lake/checkpoint", False),
@@ -105,6 +107,9 @@ def test_a_checkpoint_on_the_local_disk_gets_the_file_system_writer_and_others_s
     if checkpoint_flag:
         args += ["--checkpoint", checkpoint_flag.replace("FOLDER", str(tmp_path / "checkpoint"))]
     parsed = build_parser().parse_args(args)
+    if checkpoint_flag:  # a URI is kept as given, a path made absolute
+        expected = checkpoint_flag.replace("FOLDER", str(tmp_path / "checkpoint"))
+        assert _stream_request(_config(parsed), parsed).checkpoint == expected
     _, settings = _command(parsed, _config(parsed))
     writer = (settings or {}).get("spark.sql.streaming.checkpointFileManagerClass")
     assert writer == (LOCAL_CHECKPOINT_WRITER if local else None)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
-from shipments.config import Config, load_config
+from shipments.config import Config, is_uri, load_config
 from shipments.dates import parse_date
 from shipments.errors import (
     EXIT_FAILED,
@@ -247,7 +247,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _require_local_folder(path: str, what: str) -> None:
     """Fail fast (before Spark starts) when a local input folder is missing."""
-    if "://" not in path and not Path(path).is_dir():
+    if not is_uri(path) and not Path(path).is_dir():
         raise InputError(f"{what} {path} does not exist")
 
 
@@ -263,7 +263,7 @@ def _stream_request(config: Config, args: argparse.Namespace) -> StreamRequest:
     checkpoint = args.checkpoint or config.stream.checkpoint
     if not checkpoint:
         raise ConfigError("a checkpoint is required: pass --checkpoint DIR or set stream.checkpoint in the config")
-    if "://" not in checkpoint:
+    if not is_uri(checkpoint):
         checkpoint = str(Path(checkpoint).expanduser().resolve())
     if args.source == "kafka":
         if not args.bootstrap_servers or not args.topic:
@@ -278,7 +278,7 @@ def _stream_request(config: Config, args: argparse.Namespace) -> StreamRequest:
     if not args.input:
         raise ConfigError("--source files needs --input DIR")
     folder = args.input
-    if "://" not in folder:
+    if not is_uri(folder):
         _require_local_folder(folder, "event folder")
         folder = str(Path(folder).resolve())
     return StreamRequest("files", checkpoint, args.available_now, folder)

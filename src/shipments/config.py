@@ -24,11 +24,14 @@ from shipments.ops_config import AlertsConfig, LineageConfig, MetricsConfig, Qua
 
 PLATFORMS = ("local", "emr", "glue")
 RAW_FORMATS = ("json", "csv")
-_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# A scheme and a slash: s3a://bucket/key, file:///tmp/x, and file:/tmp/x, the form Hadoop's Path
+# prints (in Spark's logs and errors) and a user copies from there.
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 _DURATION = re.compile(r"^(\d+)\s*(second|minute|hour|day)s?$")
 
 
-def _is_uri(path: str) -> bool:
+def is_uri(path: str) -> bool:
+    """Whether ``path`` names its file system (``s3a://...``, ``file:/...``); else a local path."""
     return bool(_URI.match(path))
 
 
@@ -318,7 +321,7 @@ def duration_seconds(text: str, *, name: str = "duration") -> int:
 
 
 def _absolute(path: str, base: Path | None = None) -> str:
-    if _is_uri(path):
+    if is_uri(path):
         return path
     p = Path(path).expanduser()
     if not p.is_absolute():

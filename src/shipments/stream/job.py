@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
-from shipments.config import Config, StreamConfig, duration_seconds
+from shipments.config import Config, StreamConfig, duration_seconds, is_uri
 from shipments.errors import EXIT_OK
 from shipments.model.tables import STREAM_TABLES
 from shipments.storage import delta, driver_merge, streams
@@ -102,11 +102,11 @@ def stream_session_settings(stream: StreamConfig, checkpoint: str, platform: str
     The number of state partitions comes from ``spark.sql.shuffle.partitions`` when a
     checkpoint is first used and can never change afterwards: set it deliberately. RocksDB
     keeps the dedup state off the JVM heap; changelog checkpointing makes each commit cheap.
-    A ``checkpoint`` on the local disk gets ``LOCAL_CHECKPOINT_WRITER``: ``file://``, or a path
-    without a scheme on the ``local`` platform (on EMR such a path is on HDFS, the cluster's
-    default file system).
+    A ``checkpoint`` on the local disk gets ``LOCAL_CHECKPOINT_WRITER``: a ``file:`` URI, or a
+    path without a scheme on the ``local`` platform (on EMR such a path is on HDFS, the
+    cluster's default file system).
     """
-    local = checkpoint.startswith("file://") or ("://" not in checkpoint and platform == "local")
+    local = checkpoint.startswith("file:") or (not is_uri(checkpoint) and platform == "local")
     writer = {"spark.sql.streaming.checkpointFileManagerClass": LOCAL_CHECKPOINT_WRITER} if local else {}
     return writer | {
         "spark.sql.shuffle.partitions": str(stream.state_partitions),
