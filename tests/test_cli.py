@@ -87,6 +87,10 @@ def test_missing_raw_folder(tmp_path: Path, lake_with_content: Path) -> None:
             "extends: base.yaml\nstream:\n  driver_merge_max_mb: lots\n",
             "stream.driver_merge_max_mb must be a whole number from 0 to 65536",
         ),
+        (
+            "extends: base.yaml\nstream:\n  metrics_interval: every batch\n",
+            "stream.metrics_interval must look like '30 seconds'",
+        ),
         ("extends: base.yaml\ndayly: {}\n", "unknown top-level key(s)"),
         ("extends: missing.yaml\n", "cannot read config"),
     ],

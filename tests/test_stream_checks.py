@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,41 @@ def test_each_batch_publishes_its_metrics(spark: SparkSession, checked: Config, 
     assert values["throughput_rows_per_second"] == pytest.approx(10 / values["duration_seconds"])
     # the progress line shows what was published
     assert sink.stats[0].metrics == {name: value for name, value in values.items() if name != "succeeded"}
+
+
+def test_batches_within_the_metrics_interval_share_one_commit_and_flush_or_close_publish_them(
+    spark: SparkSession, checked: Config, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval="1 hour"))
+    ensure_tables(spark, config, STREAM_TABLES)
+    sink = new_sink(spark, config, tmp_path / "checkpoint")
+
+    def rows_read() -> list[int]:
+        table = spark.read.format("delta").load(PIPELINE_METRICS.path(config))
+        return sorted(r.batch_id for r in table.filter(F.col("metric") == "rows_read").collect())
+
+    # The first batch's metrics go out at once, without a flush: nothing was published before.
+    sink(batch(spark, *events("a", 20, 0, t(12))), 0)
+    deadline = time.monotonic() + 120
+    while not (Path(PIPELINE_METRICS.path(config)) / "_delta_log").exists() or rows_read() != [0]:
+        assert time.monotonic() < deadline, "the first batch's metrics were never published"
+        time.sleep(0.2)
+    first = commits(config, PIPELINE_METRICS)
+
+    # The next ones wait out the hour; a flush publishes them together, a batch reported twice once.
+    sink(batch(spark, *events("b", 20, 100, t(12))), 1)
+    sink(batch(spark, *events("c", 20, 200, t(12))), 2)
+    sink(batch(spark, *events("c", 20, 200, t(12))), 2)  # called again before its first report is written
+    published(sink)
+    assert len(commits(config, PIPELINE_METRICS)) == len(first) + 1
+    assert rows_read() == [0, 1, 2]
+
+    # close() publishes what is still waiting, as a stopping stream does.
+    sink(batch(spark, *events("d", 20, 300, t(12))), 3)
+    assert sink.reporter is not None
+    sink.reporter.close()
+    assert len(commits(config, PIPELINE_METRICS)) == len(first) + 2
+    assert rows_read() == [0, 1, 2, 3]
 
 
 def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(

@@ -188,10 +188,14 @@ class StreamConfig:
     # (0.1-1.9 s a batch up to 135 MB, where Spark's MERGE took 1.7-10.7 s on 2 cores), with
     # Spark's above; 0: always Spark's.
     driver_merge_max_mb: int = 256
+    # The batches' pipeline_metrics rows are appended at most this often, those reported since
+    # the last append in one commit (and then exported): an append costs about as much as a
+    # small batch's read, whatever it holds. 0: as soon as the append before is done.
+    metrics_interval: str = "30 seconds"
     dynamodb: DynamoDBConfig = dataclasses.field(default_factory=DynamoDBConfig)
 
     def __post_init__(self) -> None:
-        for name in ("allowed_lateness", "max_future_skew", "trigger_interval", "dedup_window"):
+        for name in ("allowed_lateness", "max_future_skew", "trigger_interval", "dedup_window", "metrics_interval"):
             duration_seconds(getattr(self, name), name=f"stream.{name}")
         if duration_seconds(self.dedup_window) < 1:
             raise ConfigError("stream.dedup_window must be at least 1 second")

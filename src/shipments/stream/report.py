@@ -8,8 +8,9 @@ fails, or a check passes, judged, while it is *unsettled* (it failed earlier in 
 or nothing is known of it yet because the process just started: an alert an earlier run left
 open is resolved by the first judged pass). A steady clean stream thus pays no commit for its
 checks. Its metrics are published by a thread of their own, in batch order, while the next
-batch runs: the ``pipeline_metrics`` append (about as long as a small batch's read, measured
-here) stays off the path from one batch to the next; ``flush`` waits for it.
+batches run: one ``pipeline_metrics`` append (about as long as a small batch's read, measured
+here) for the batches of each ``stream.metrics_interval``, which keeps it off the path from one
+batch to the next and off the CPUs the batches need; ``flush`` publishes what is queued.
 
 Exactly once: every row a batch reports carries the run id ``<query id>:<batch id>`` (the query
 id lives in the checkpoint and survives restarts). Spark replays only the batch a crash
@@ -19,8 +20,8 @@ for what it already reported: its ``dq_results`` rows, the ``alert_state`` rows 
 its ``pipeline_metrics`` rows. What is there is not written again. What a replay may still
 repeat is the alerts' own at-least-once delivery: a crash between an SNS publish and the
 ``alert_state`` commit sends that notification again (see ``observe.alerts``). What a crash can
-lose is the metrics of the batches still queued for publication (never more than are queued;
-a clean stop publishes them).
+lose is the metrics of the batches still queued for publication (those of the last
+``metrics_interval`` or so; a clean stop publishes them).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shipments.config import Config
+from shipments.config import Config, duration_seconds
 from shipments.errors import describe
 from shipments.model.tables import ALERT_STATE, DQ_RESULTS, PIPELINE_METRICS, SHIPMENT_STATUS, TableSpec
 from shipments.observe.alerts import process_alerts
@@ -50,6 +52,12 @@ log = logging.getLogger(__name__)
 JOB = "stream"
 # Batches whose metrics may wait for publication; a full queue makes the next batch wait.
 _QUEUED_METRICS = 100
+# Batches' metrics in one pipeline_metrics commit at most (below the queue's size, so a fast
+# stream never waits out the interval on a full queue).
+_PER_COMMIT = 50
+# Queued besides a batch's metrics: _WAKE ends the wait for the interval (flush), None the thread.
+_WAKE = "wake"
+_Queued = tuple[RunMetrics, bool] | str | None
 
 
 @dataclasses.dataclass
@@ -121,15 +129,24 @@ class BatchReporter:
 class _MetricsPublisher:
     """Publishes batches' metrics on one thread of its own, in the order submitted.
 
+    A publication is one ``publish_metrics`` call: one ``pipeline_metrics`` commit for every
+    batch reported since the one before (at most ``_PER_COMMIT``), then their exports. The next
+    one starts ``stream.metrics_interval`` after it ended; ``flush`` and ``close`` do not wait
+    for that. Why: a Delta append costs about as much as a small batch's read whatever it holds
+    (1.3-1.8 s here), and one per batch kept a core busy beside the stream (bench/README.md).
+
     It writes through a session of its own (``newSession``: same SparkContext, own settings), so
     the commit note the sink sets on the stream's session for its MERGEs never tags these
-    commits. One at a time and in order, so a batch that may be a replay checks
-    ``pipeline_metrics`` only after every earlier submission is written.
+    commits. One publication at a time and in order, so a batch that may be a replay checks
+    ``pipeline_metrics`` only after every earlier publication is written (and is skipped when
+    its run id is already in its own).
     """
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._queue: queue.Queue[tuple[RunMetrics, bool] | None] = queue.Queue(maxsize=_QUEUED_METRICS)
+        self._interval = duration_seconds(config.stream.metrics_interval)
+        self._queue: queue.Queue[_Queued] = queue.Queue(maxsize=_QUEUED_METRICS)
+        self._hurry = threading.Event()
         self._thread: threading.Thread | None = None
         self._spark: SparkSession | None = None
 
@@ -141,31 +158,57 @@ class _MetricsPublisher:
         self._queue.put((metrics, maybe_replay))
 
     def flush(self) -> None:
+        if self._thread is None:
+            return
+        self._hurry.set()
+        self._queue.put(_WAKE)  # the thread may be waiting out the interval
         self._queue.join()
+        self._hurry.clear()
 
     def close(self) -> None:
         if self._thread is not None:
+            self._hurry.set()
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+            self._hurry.clear()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            metrics, maybe_replay = item
+        due = 0.0  # time.monotonic() at which the next publication may start
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while items[-1] is not None and len(items) < _PER_COMMIT:
+                wait = 0.0 if self._hurry.is_set() else due - time.monotonic()
+                try:
+                    items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = items[-1] is None
+            submitted = [item for item in items if isinstance(item, tuple)]
             try:
-                self._publish(metrics, maybe_replay=maybe_replay)
+                self._publish(submitted)
             except Exception as exc:  # a metrics failure must never stop the stream
-                log.warning("metrics of micro-batch %s not published: %s", metrics.batch_id, describe(exc, 500))
+                batches = ", ".join(str(metrics.batch_id) for metrics, _ in submitted)
+                log.warning("metrics of micro-batch(es) %s not published: %s", batches, describe(exc, 500))
             finally:
-                self._queue.task_done()
-        self._queue.task_done()
+                due = time.monotonic() + self._interval
+                for _ in items:
+                    self._queue.task_done()
 
-    def _publish(self, metrics: RunMetrics, *, maybe_replay: bool) -> None:
+    def _publish(self, submitted: list[tuple[RunMetrics, bool]]) -> None:
         spark, config = self._spark, self._config
         if spark is None:
             raise RuntimeError("metrics submitted without a session")
-        if not (maybe_replay and _recorded(spark, config, PIPELINE_METRICS, "run_id", metrics.run_id)):
-            publish_metrics(spark, config, metrics)
+        runs: list[RunMetrics] = []
+        for metrics, maybe_replay in submitted:
+            if any(run.run_id == metrics.run_id for run in runs):
+                continue
+            if maybe_replay and _recorded(spark, config, PIPELINE_METRICS, "run_id", metrics.run_id):
+                continue
+            runs.append(metrics)
+        if runs:
+            publish_metrics(spark, config, *runs)
 
 
 def _recorded(spark: SparkSession, config: Config, spec: TableSpec, column: str, run_id: str) -> bool:
