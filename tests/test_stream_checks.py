@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.stream_fixtures import event_row as ev
 from tests.stream_fixtures import nov20 as t
 from tests.stream_fixtures import record_batch as batch
 from tests.stream_fixtures import rejected_row as bad
+from tests.stream_fixtures import wait_for
 
 HOUR = 3600
 STREAM_ID = "test-stream"
@@ -227,39 +227,70 @@ def test_each_batch_publishes_its_metrics(spark: SparkSession, checked: Config, 
     assert sink.stats[0].metrics == {name: value for name, value in values.items() if name != "succeeded"}
 
 
-def test_batches_within_the_metrics_interval_share_one_commit_and_flush_or_close_publish_them(
-    spark: SparkSession, checked: Config, tmp_path: Path
-) -> None:
-    config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval="1 hour"))
-    ensure_tables(spark, config, STREAM_TABLES)
+@pytest.fixture
+def gathering(spark: SparkSession, checked: Config, tmp_path: Path) -> Iterator[StatusBatchSink]:
+    """A sink whose reporter appends metrics once per 10 minutes (closed after the test)."""
+    config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval="10 minutes"))
+    ensure_tables(spark, config, (*STREAM_TABLES, PIPELINE_METRICS))
     sink = new_sink(spark, config, tmp_path / "checkpoint")
+    yield sink
+    published(sink).close()
 
-    def rows_read() -> list[int]:
-        table = spark.read.format("delta").load(PIPELINE_METRICS.path(config))
-        return sorted(r.batch_id for r in table.filter(F.col("metric") == "rows_read").collect())
 
-    # The first batch's metrics go out at once, without a flush: nothing was published before.
-    sink(batch(spark, *events("a", 20, 0, t(12))), 0)
-    deadline = time.monotonic() + 120
-    while not (Path(PIPELINE_METRICS.path(config)) / "_delta_log").exists() or rows_read() != [0]:
-        assert time.monotonic() < deadline, "the first batch's metrics were never published"
-        time.sleep(0.2)
-    first = commits(config, PIPELINE_METRICS)
+def metric_batches(spark: SparkSession, config: Config) -> list[int]:
+    """The batch ids of ``pipeline_metrics``, one per batch published."""
+    table = spark.read.format("delta").load(PIPELINE_METRICS.path(config))
+    return sorted(r.batch_id for r in table.filter(F.col("metric") == "rows_read").collect())
 
-    # The next ones wait out the hour; a flush publishes them together, a batch reported twice once.
-    sink(batch(spark, *events("b", 20, 100, t(12))), 1)
-    sink(batch(spark, *events("c", 20, 200, t(12))), 2)
-    sink(batch(spark, *events("c", 20, 200, t(12))), 2)  # called again before its first report is written
-    published(sink)
-    assert len(commits(config, PIPELINE_METRICS)) == len(first) + 1
-    assert rows_read() == [0, 1, 2]
+
+def test_batches_within_the_metrics_interval_share_one_commit_and_flush_or_close_publish_them(
+    spark: SparkSession, checked: Config, gathering: StatusBatchSink
+) -> None:
+    before = commits(checked, PIPELINE_METRICS)
+    # The first batch's metrics go out at once: nothing was published before.
+    gathering(batch(spark, *events("a", 20, 0, t(12))), 0)
+    wait_for(lambda: metric_batches(spark, checked) == [0], 120, "the first batch's metrics")
+    assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 1
+
+    # The next ones wait for the interval; a flush publishes them in one commit, and a batch
+    # reported twice before its first report was written once.
+    gathering(batch(spark, *events("b", 20, 100, t(12))), 1)
+    gathering(batch(spark, *events("c", 20, 200, t(12))), 2)
+    gathering(batch(spark, *events("c", 20, 200, t(12))), 2)
+    published(gathering)
+    assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 2
+    assert metric_batches(spark, checked) == [0, 1, 2]
 
     # close() publishes what is still waiting, as a stopping stream does.
-    sink(batch(spark, *events("d", 20, 300, t(12))), 3)
-    assert sink.reporter is not None
-    sink.reporter.close()
-    assert len(commits(config, PIPELINE_METRICS)) == len(first) + 2
-    assert rows_read() == [0, 1, 2, 3]
+    gathering(batch(spark, *events("d", 20, 300, t(12))), 3)
+    assert gathering.reporter is not None
+    gathering.reporter.close()
+    assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 3
+    assert metric_batches(spark, checked) == [0, 1, 2, 3]
+
+
+def test_a_failed_metrics_append_is_tried_again_with_the_next_and_written_once(
+    spark: SparkSession, checked: Config, gathering: StatusBatchSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    gathering(batch(spark, *events("a", 20, 0, t(12))), 0)
+    published(gathering)
+    table = Path(PIPELINE_METRICS.path(checked))
+    away = table.with_name("pipeline_metrics.away")
+    table.rename(away)
+    table.write_text("not a table")  # the append fails: its path is a file
+
+    gathering(batch(spark, *events("b", 20, 100, t(12))), 1)
+    published(gathering)
+    table.unlink()
+    away.rename(table)
+    assert "metrics of micro-batch(es) 1 not appended, tried again next" in caplog.text
+    assert metric_batches(spark, checked) == [0]
+    before = commits(checked, PIPELINE_METRICS)
+
+    gathering(batch(spark, *events("c", 20, 200, t(12))), 2)
+    published(gathering)
+    assert metric_batches(spark, checked) == [0, 1, 2]
+    assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 1
 
 
 def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(

@@ -28,6 +28,7 @@ RAW_FORMATS = ("json", "csv")
 # prints (in Spark's logs and errors) and a user copies from there.
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 _DURATION = re.compile(r"^(\d+)\s*(second|minute|hour|day)s?$")
+_DAY = 86400
 
 
 def is_uri(path: str) -> bool:
@@ -188,15 +189,18 @@ class StreamConfig:
     # (0.1-1.9 s a batch up to 135 MB, where Spark's MERGE took 1.7-10.7 s on 2 cores), with
     # Spark's above; 0: always Spark's.
     driver_merge_max_mb: int = 256
-    # The batches' pipeline_metrics rows are appended at most this often, those reported since
-    # the last append in one commit (and then exported): an append costs about as much as a
-    # small batch's read, whatever it holds. 0: as soon as the append before is done.
+    # The batches' pipeline_metrics rows are appended (then exported) once per this interval,
+    # those reported since the last append in one commit (up to 50; more wait for the next): an
+    # append costs about as much as a small batch's read, whatever it holds. 0: as soon as the
+    # append before is done. At most 1 day.
     metrics_interval: str = "30 seconds"
     dynamodb: DynamoDBConfig = dataclasses.field(default_factory=DynamoDBConfig)
 
     def __post_init__(self) -> None:
         for name in ("allowed_lateness", "max_future_skew", "trigger_interval", "dedup_window", "metrics_interval"):
             duration_seconds(getattr(self, name), name=f"stream.{name}")
+        if duration_seconds(self.metrics_interval) > _DAY:
+            raise ConfigError(f"stream.metrics_interval must be at most 1 day, got {self.metrics_interval!r}")
         if duration_seconds(self.dedup_window) < 1:
             raise ConfigError("stream.dedup_window must be at least 1 second")
         if not isinstance(self.max_offsets_per_trigger, int) or self.max_offsets_per_trigger < 1:

@@ -133,6 +133,12 @@ def publish_metrics(spark: SparkSession, config: Config, *runs: RunMetrics) -> N
         if not isinstance(metrics, RunMetrics):
             raise TypeError(f"publish_metrics needs a RunMetrics, got {type(metrics).__name__}")
     write_metrics(spark, config, *runs)
+    export_metrics(config, *runs)
+
+
+def export_metrics(config: Config, *runs: RunMetrics) -> None:
+    """Export each of ``runs`` as ``config.metrics`` says, once its rows are written: an export
+    that fails logs one warning."""
     for metrics in runs:
         _export(config, metrics)
 

@@ -40,7 +40,7 @@ from shipments.config import Config, duration_seconds
 from shipments.errors import describe
 from shipments.model.tables import ALERT_STATE, DQ_RESULTS, PIPELINE_METRICS, SHIPMENT_STATUS, TableSpec
 from shipments.observe.alerts import process_alerts
-from shipments.observe.metrics import RunMetrics, publish_metrics
+from shipments.observe.metrics import RunMetrics, export_metrics, write_metrics
 from shipments.quality.results import CheckResult, failures, write_results
 from shipments.storage import delta, streams
 from shipments.stream.metrics import batch_metrics
@@ -52,11 +52,11 @@ log = logging.getLogger(__name__)
 JOB = "stream"
 # Batches whose metrics may wait for publication; a full queue makes the next batch wait.
 _QUEUED_METRICS = 100
-# Batches' metrics in one pipeline_metrics commit at most (below the queue's size, so a fast
-# stream never waits out the interval on a full queue).
+# Batches gathered into one publication at most; a failed append keeps as many for the next.
 _PER_COMMIT = 50
-# Queued besides a batch's metrics: _WAKE ends the wait for the interval (flush), None the thread.
-_WAKE = "wake"
+# Queued behind the batches' metrics: _FLUSH publishes them without waiting for the interval,
+# None also ends the thread.
+_FLUSH = "flush"
 _Queued = tuple[RunMetrics, bool] | str | None
 
 
@@ -129,24 +129,31 @@ class BatchReporter:
 class _MetricsPublisher:
     """Publishes batches' metrics on one thread of its own, in the order submitted.
 
-    A publication is one ``publish_metrics`` call: one ``pipeline_metrics`` commit for every
-    batch reported since the one before (at most ``_PER_COMMIT``), then their exports. The next
-    one starts ``stream.metrics_interval`` after it ended; ``flush`` and ``close`` do not wait
-    for that. Why: a Delta append costs about as much as a small batch's read whatever it holds
-    (1.3-1.8 s here), and one per batch kept a core busy beside the stream (bench/README.md).
+    A publication appends the rows of the batches reported since the one before (up to
+    ``_PER_COMMIT``; the rest wait for the next) to ``pipeline_metrics`` in one commit, then
+    exports each batch's metrics.
+    The next starts ``stream.metrics_interval`` after it ended; ``flush`` and ``close`` do not
+    wait for that. Why: a Delta append costs about as much as a small batch's read whatever it
+    holds (1.3-1.8 s here), and one per batch kept a CPU busy beside the stream
+    (bench/README.md, "Stream: the metrics append").
 
-    It writes through a session of its own (``newSession``: same SparkContext, own settings), so
-    the commit note the sink sets on the stream's session for its MERGEs never tags these
-    commits. One publication at a time and in order, so a batch that may be a replay checks
-    ``pipeline_metrics`` only after every earlier publication is written (and is skipped when
-    its run id is already in its own).
+    An append that fails is logged and its batches are tried again with the next publication
+    (as possible replays: an append that failed after its commit is not written twice), so a
+    passing failure loses nothing (up to ``_PER_COMMIT`` batches); a clean stop tries once
+    more.
+
+    It writes through a session of its own (``newSession``: same SparkContext, own settings),
+    so the commit note the sink sets on the stream's session for its MERGEs never tags these
+    commits. One publication at a time and in order, so a batch that may be a replay is looked
+    for in ``pipeline_metrics`` only after every earlier publication is written (and skipped
+    when its run id is already in its own).
     """
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._interval = duration_seconds(config.stream.metrics_interval)
         self._queue: queue.Queue[_Queued] = queue.Queue(maxsize=_QUEUED_METRICS)
-        self._hurry = threading.Event()
+        self._retry: list[RunMetrics] = []  # batches whose append failed, tried again next time
         self._thread: threading.Thread | None = None
         self._spark: SparkSession | None = None
 
@@ -158,60 +165,81 @@ class _MetricsPublisher:
         self._queue.put((metrics, maybe_replay))
 
     def flush(self) -> None:
-        if self._thread is None:
-            return
-        self._hurry.set()
-        self._queue.put(_WAKE)  # the thread may be waiting out the interval
-        self._queue.join()
-        self._hurry.clear()
+        """Publish what was submitted before now, without waiting for the interval."""
+        if self._thread is not None:
+            self._queue.put(_FLUSH)
+            self._queue.join()
 
     def close(self) -> None:
         if self._thread is not None:
-            self._hurry.set()
             self._queue.put(None)
             self._thread.join()
             self._thread = None
-            self._hurry.clear()
 
     def _run(self) -> None:
         due = 0.0  # time.monotonic() at which the next publication may start
-        stopping = False
-        while not stopping:
-            items = [self._queue.get()]
-            while items[-1] is not None and len(items) < _PER_COMMIT:
-                wait = 0.0 if self._hurry.is_set() else due - time.monotonic()
-                try:
-                    items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stopping = items[-1] is None
-            submitted = [item for item in items if isinstance(item, tuple)]
+        while True:
+            items: list[_Queued] = []
             try:
-                self._publish(submitted)
+                self._gather(items, due)
+                if self._publish([item for item in items if isinstance(item, tuple)]):
+                    due = time.monotonic() + self._interval
             except Exception as exc:  # a metrics failure must never stop the stream
-                batches = ", ".join(str(metrics.batch_id) for metrics, _ in submitted)
-                log.warning("metrics of micro-batch(es) %s not published: %s", batches, describe(exc, 500))
+                log.warning("metrics of micro-batches not published: %s", describe(exc, 500))
             finally:
-                due = time.monotonic() + self._interval
                 for _ in items:
                     self._queue.task_done()
+            if items and items[-1] is None:
+                return
 
-    def _publish(self, submitted: list[tuple[RunMetrics, bool]]) -> None:
+    def _gather(self, items: list[_Queued], due: float) -> None:
+        """Into ``items``: the next thing queued, then what follows it until ``due``, a flush or
+        close (queued behind what was submitted before them), or ``_PER_COMMIT`` batches."""
+        items.append(self._queue.get())
+        while isinstance(items[-1], tuple) and len(items) < _PER_COMMIT:
+            wait = due - time.monotonic()
+            try:
+                items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _publish(self, submitted: list[tuple[RunMetrics, bool]]) -> bool:
+        """Append, then export, the batches of ``submitted`` and those whose append failed
+        before; True when rows were appended."""
         spark, config = self._spark, self._config
         if spark is None:
             raise RuntimeError("metrics submitted without a session")
+        candidates = [(metrics, True) for metrics in self._retry] + submitted
         runs: list[RunMetrics] = []
-        for metrics, maybe_replay in submitted:
-            if any(run.run_id == metrics.run_id for run in runs):
-                continue
-            if maybe_replay and _recorded(spark, config, PIPELINE_METRICS, "run_id", metrics.run_id):
-                continue
-            runs.append(metrics)
-        if runs:
-            publish_metrics(spark, config, *runs)
+        for metrics, _ in candidates:
+            if all(run.run_id != metrics.run_id for run in runs):
+                runs.append(metrics)
+        try:
+            maybe_written = [metrics.run_id for metrics, maybe_replay in candidates if maybe_replay]
+            if maybe_written:
+                written = _recorded_ids(spark, config, PIPELINE_METRICS, "run_id", maybe_written)
+                runs = [run for run in runs if run.run_id not in written]
+            if runs:
+                write_metrics(spark, config, *runs)
+        except Exception as exc:
+            self._retry = runs[-_PER_COMMIT:]
+            batches = ", ".join(str(run.batch_id) for run in runs)
+            log.warning("metrics of micro-batch(es) %s not appended, tried again next: %s", batches, describe(exc, 500))
+            return False
+        self._retry = []
+        export_metrics(config, *runs)
+        return bool(runs)
 
 
 def _recorded(spark: SparkSession, config: Config, spec: TableSpec, column: str, run_id: str) -> bool:
     """True when the table of ``spec`` has a row whose ``column`` is ``run_id``."""
     table = delta.read_table(spark, config, spec)
     return table is not None and not table.filter(F.col(column) == F.lit(run_id)).isEmpty()
+
+
+def _recorded_ids(spark: SparkSession, config: Config, spec: TableSpec, column: str, values: list[str]) -> set[str]:
+    """Those of ``values`` that the table of ``spec`` holds in ``column``."""
+    table = delta.read_table(spark, config, spec)
+    if table is None:
+        return set()
+    return {row[0] for row in table.filter(F.col(column).isin(values)).select(column).distinct().collect()}
