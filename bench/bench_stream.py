@@ -181,6 +181,43 @@ def _wait_committed(
     raise TimeoutError(f"stream did not commit offsets {ends} within {timeout} s")
 
 
+class _OffsetLog:
+    """Each batch's end offsets (partition -> offset), copied from the checkpoint's offset log
+    while the job runs. Spark keeps only the last ``spark.sql.streaming.minBatchesToRetain``
+    (100) batches' files: read after a run, a record of an older batch was attributed to the
+    oldest batch left and its latency counted up to that batch's commit (p95 55.9 s, p99 60.7 s
+    in the run of 2026-12-02 01:59, where the job's own latency stayed under 6 s; the
+    unexplained 11.85 s tail of 2026-12-01 22:49)."""
+
+    def __init__(self, checkpoint: Path, topic: str) -> None:
+        self.checkpoint, self.topic = checkpoint, topic
+        self.ends: dict[int, dict[int, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> _OffsetLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._copy()
+
+    def borders(self) -> list[tuple[int, dict[int, int]]]:
+        return sorted(self.ends.items())
+
+    def _follow(self) -> None:
+        while not self._stop.wait(0.2):
+            self._copy()
+
+    def _copy(self) -> None:
+        for batch in _batches(self.checkpoint / "offsets"):
+            if batch not in self.ends:
+                with contextlib.suppress(FileNotFoundError):  # purged since the listing
+                    self.ends[batch] = _offsets(self.checkpoint, batch, self.topic)
+
+
 def _merge_commit_times(table_path: Path) -> dict[int, float]:
     """Batch id -> epoch seconds of the MERGE commit tagged ``shipment_status batch N``."""
     times: dict[int, float] = {}
@@ -197,10 +234,10 @@ def _merge_commit_times(table_path: Path) -> dict[int, float]:
 
 
 def _latencies(
-    records: list[Sent], checkpoint: Path, commit_times: dict[int, float], topic: str = TOPIC
+    records: list[Sent], borders: list[tuple[int, dict[int, int]]], commit_times: dict[int, float]
 ) -> list[float]:
-    """Produce -> visible seconds of every first delivery in ``records``."""
-    borders = [(b, _offsets(checkpoint, b, topic)) for b in _batches(checkpoint / "commits")]
+    """Produce -> visible seconds of every first delivery in ``records``; ``borders``: each
+    batch's end offsets, in batch order (``_OffsetLog``)."""
     out: list[float] = []
     for record in records:
         if record.duplicate or record.offset < 0:
@@ -303,47 +340,48 @@ def _phase(
     drain_rate = burst_rate = fast_achieved = None
     fast: list[Sent] = []
     fast_window = (0.0, 0.0)
-    try:
-        # Warm-up: the first batches pay for JIT and table creation.
-        producer.paced(RATE, 10)
-        _wait_committed(checkpoint, producer.end_offsets(), 300, job, topic)
-        warm = len(producer.sent)
-        load_before = load_average()
-        measure_start = time.time()
-        achieved = producer.paced(RATE, seconds)
-        _wait_committed(checkpoint, producer.end_offsets(warm), 300, job, topic)
-        measured = producer.sent[warm:]
-        measure_end = time.time()
-        load_after = load_average()
-        if sustained:
-            fast_start, fast_from = time.time(), len(producer.sent)
-            fast_achieved = producer.paced(SUSTAINED_RATE, sustained)
-            _wait_committed(checkpoint, producer.end_offsets(fast_from), 300 + 5 * sustained, job, topic)
-            fast, fast_window = producer.sent[fast_from:], (fast_start, time.time())
-        if backlog:
-            # The job's capacity, not the producer's: the job is stopped (SIGSTOP, its whole
-            # process tree) while the backlog is produced, so the producer neither paces the
-            # drain nor competes with it for the CPUs, then timed from its resumption.
-            steady_end = len(producer.sent)
-            with _stopped(job.pid):
-                burst_rate = producer.burst(backlog)
-            resumed = time.time()
-            drained_at = _wait_committed(checkpoint, producer.end_offsets(steady_end), 600, job, topic)
-            drain_rate = backlog / (drained_at - resumed)
-    finally:
-        if job.poll() is None:
-            os.kill(job.pid, signal.SIGTERM)
-            try:
-                job.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.kill(job.pid, signal.SIGKILL)
-                job.wait(timeout=30)
-        producer.producer.close()
+    with _OffsetLog(checkpoint, topic) as offset_log:
+        try:
+            # Warm-up: the first batches pay for JIT and table creation.
+            producer.paced(RATE, 10)
+            _wait_committed(checkpoint, producer.end_offsets(), 300, job, topic)
+            warm = len(producer.sent)
+            load_before = load_average()
+            measure_start = time.time()
+            achieved = producer.paced(RATE, seconds)
+            _wait_committed(checkpoint, producer.end_offsets(warm), 300, job, topic)
+            measured = producer.sent[warm:]
+            measure_end = time.time()
+            load_after = load_average()
+            if sustained:
+                fast_start, fast_from = time.time(), len(producer.sent)
+                fast_achieved = producer.paced(SUSTAINED_RATE, sustained)
+                _wait_committed(checkpoint, producer.end_offsets(fast_from), 300 + 5 * sustained, job, topic)
+                fast, fast_window = producer.sent[fast_from:], (fast_start, time.time())
+            if backlog:
+                # The job's capacity, not the producer's: the job is stopped (SIGSTOP, its whole
+                # process tree) while the backlog is produced, so the producer neither paces the
+                # drain nor competes with it for the CPUs, then timed from its resumption.
+                steady_end = len(producer.sent)
+                with _stopped(job.pid):
+                    burst_rate = producer.burst(backlog)
+                resumed = time.time()
+                drained_at = _wait_committed(checkpoint, producer.end_offsets(steady_end), 600, job, topic)
+                drain_rate = backlog / (drained_at - resumed)
+        finally:
+            if job.poll() is None:
+                os.kill(job.pid, signal.SIGTERM)
+                try:
+                    job.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.kill(job.pid, signal.SIGKILL)
+                    job.wait(timeout=30)
+            producer.producer.close()
     commit_times = _merge_commit_times(workdir / "lake" / "shipment_status")
     progress = _progress(log)
     steady = [p for p in progress if measure_start <= _epoch(p["timestamp"]) <= measure_end]
     return Phase(
-        latencies=_latencies(measured, checkpoint, commit_times, topic),
+        latencies=_latencies(measured, offset_log.borders(), commit_times),
         durations=[p["batch_duration_ms"] / 1000 for p in steady],
         achieved=achieved,
         load_before=load_before,
@@ -353,7 +391,7 @@ def _phase(
         measure_end=measure_end,
         drain_rate=drain_rate,
         burst_rate=burst_rate,
-        sustained=_latencies(fast, checkpoint, commit_times, topic),
+        sustained=_latencies(fast, offset_log.borders(), commit_times),
         sustained_achieved=fast_achieved,
         sustained_durations=[
             p["batch_duration_ms"] / 1000
