@@ -91,6 +91,7 @@ def test_missing_raw_folder(tmp_path: Path, lake_with_content: Path) -> None:
             "extends: base.yaml\nstream:\n  metrics_interval: every batch\n",
             "stream.metrics_interval must look like '30 seconds'",
         ),
+        ("extends: base.yaml\nstream:\n  metrics_interval: 2 days\n", "stream.metrics_interval must be at most 1 day"),
         ("extends: base.yaml\ndayly: {}\n", "unknown top-level key(s)"),
         ("extends: missing.yaml\n", "cannot read config"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 
 from shipments.config import Config
 from shipments.model.tables import ALERT_STATE, DQ_RESULTS, PIPELINE_METRICS, STREAM_TABLES
+from shipments.observe.metrics import RunMetrics, write_metrics
 from shipments.ops_config import CheckSpec, QualityConfig
 from shipments.storage.delta import ensure_tables
 from shipments.stream.quality import judge_batch
@@ -257,7 +259,9 @@ def test_batches_within_the_metrics_interval_share_one_commit_and_flush_or_close
     gathering(batch(spark, *events("b", 20, 100, t(12))), 1)
     gathering(batch(spark, *events("c", 20, 200, t(12))), 2)
     gathering(batch(spark, *events("c", 20, 200, t(12))), 2)
+    flushed = time.monotonic()
     published(gathering)
+    assert time.monotonic() - flushed < 300, "flush waited for the interval"
     assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 2
     assert metric_batches(spark, checked) == [0, 1, 2]
 
@@ -269,8 +273,13 @@ def test_batches_within_the_metrics_interval_share_one_commit_and_flush_or_close
     assert metric_batches(spark, checked) == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("committed_anyway", [False, True], ids=["failed", "failed-after-its-commit"])
 def test_a_failed_metrics_append_is_tried_again_with_the_next_and_written_once(
-    spark: SparkSession, checked: Config, gathering: StatusBatchSink, caplog: pytest.LogCaptureFixture
+    spark: SparkSession,
+    checked: Config,
+    gathering: StatusBatchSink,
+    caplog: pytest.LogCaptureFixture,
+    committed_anyway: bool,
 ) -> None:
     gathering(batch(spark, *events("a", 20, 0, t(12))), 0)
     published(gathering)
@@ -283,14 +292,19 @@ def test_a_failed_metrics_append_is_tried_again_with_the_next_and_written_once(
     published(gathering)
     table.unlink()
     away.rename(table)
-    assert "metrics of micro-batch(es) 1 not appended, tried again next" in caplog.text
+    assert "metrics of micro-batch(es) 1 not appended yet" in caplog.text
     assert metric_batches(spark, checked) == [0]
+    if committed_anyway:  # as an append whose commit landed before its error reached us
+        written = RunMetrics("test-stream:1", "stream", "shipment_status", None, 1, True, t(12), {"rows_read": 999.0})
+        write_metrics(spark, checked, written)
     before = commits(checked, PIPELINE_METRICS)
 
     gathering(batch(spark, *events("c", 20, 200, t(12))), 2)
     published(gathering)
     assert metric_batches(spark, checked) == [0, 1, 2]
     assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 1
+    rows_read = spark.read.format("delta").load(PIPELINE_METRICS.path(checked)).filter(F.col("metric") == "rows_read")
+    assert rows_read.filter(F.col("batch_id") == 1).first()["value"] == (999.0 if committed_anyway else 20.0)
 
 
 def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(

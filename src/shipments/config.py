@@ -189,10 +189,10 @@ class StreamConfig:
     # (0.1-1.9 s a batch up to 135 MB, where Spark's MERGE took 1.7-10.7 s on 2 cores), with
     # Spark's above; 0: always Spark's.
     driver_merge_max_mb: int = 256
-    # The batches' pipeline_metrics rows are appended (then exported) once per this interval,
-    # those reported since the last append in one commit (up to 50; more wait for the next): an
-    # append costs about as much as a small batch's read, whatever it holds. 0: as soon as the
-    # append before is done. At most 1 day.
+    # The batches' pipeline_metrics rows are appended (then exported) once per this interval, or
+    # sooner once 50 batches are waiting, in one commit: an append costs about as much as a
+    # small batch's read, whatever it holds. 0: as soon as the append before is done. At most
+    # 1 day.
     metrics_interval: str = "30 seconds"
     dynamodb: DynamoDBConfig = dataclasses.field(default_factory=DynamoDBConfig)
 

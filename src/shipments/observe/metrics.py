@@ -138,9 +138,12 @@ def publish_metrics(spark: SparkSession, config: Config, *runs: RunMetrics) -> N
 
 def export_metrics(config: Config, *runs: RunMetrics) -> None:
     """Export each of ``runs`` as ``config.metrics`` says, once its rows are written: an export
-    that fails logs one warning."""
+    that fails logs one warning, and the next run's export is still tried."""
     for metrics in runs:
-        _export(config, metrics)
+        try:
+            _export(config, metrics)
+        except Exception as exc:  # beyond the errors _export expects (a gateway's garbled reply, a closed stdout)
+            log.warning("run metrics of %s/%s not exported: %s", metrics.job, metrics.table, describe(exc, 300))
 
 
 def _export(config: Config, metrics: RunMetrics) -> None:

@@ -21,7 +21,8 @@ its ``pipeline_metrics`` rows. What is there is not written again. What a replay
 repeat is the alerts' own at-least-once delivery: a crash between an SNS publish and the
 ``alert_state`` commit sends that notification again (see ``observe.alerts``). What a crash can
 lose is the metrics of the batches still queued for publication (those of the last
-``metrics_interval`` or so; a clean stop publishes them).
+``metrics_interval`` or so) or waiting after a failed append; a clean stop publishes them when
+the append then succeeds, and logs the batches it drops.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ _PER_COMMIT = 50
 # Queued behind the batches' metrics: _FLUSH publishes them without waiting for the interval,
 # None also ends the thread.
 _FLUSH = "flush"
+# The shortest wait for the next publication when batches wait to be tried again.
+_MIN_WAIT = 0.001
 _Queued = tuple[RunMetrics, bool] | str | None
 
 
@@ -129,18 +132,18 @@ class BatchReporter:
 class _MetricsPublisher:
     """Publishes batches' metrics on one thread of its own, in the order submitted.
 
-    A publication appends the rows of the batches reported since the one before (up to
-    ``_PER_COMMIT``; the rest wait for the next) to ``pipeline_metrics`` in one commit, then
-    exports each batch's metrics.
-    The next starts ``stream.metrics_interval`` after it ended; ``flush`` and ``close`` do not
-    wait for that. Why: a Delta append costs about as much as a small batch's read whatever it
-    holds (1.3-1.8 s here), and one per batch kept a CPU busy beside the stream
-    (bench/README.md, "Stream: the metrics append").
+    A publication appends the rows of the batches reported since the one before (it starts
+    once ``_PER_COMMIT`` are gathered) to ``pipeline_metrics`` in one commit, then exports each
+    batch's metrics. The next starts ``stream.metrics_interval`` after it ended (or tried to);
+    ``flush`` and ``close`` do not wait for that. Why: a Delta append costs about as much as a
+    small batch's read whatever it holds (1.3-1.8 s here), and one per batch kept a CPU busy
+    beside the stream (bench/README.md, "Stream: the metrics append").
 
-    An append that fails is logged and its batches are tried again with the next publication
-    (as possible replays: an append that failed after its commit is not written twice), so a
-    passing failure loses nothing (up to ``_PER_COMMIT`` batches); a clean stop tries once
-    more.
+    An append that fails is logged and its batches are tried again with the next publication,
+    an interval later (as possible replays, looked for first: an append that failed after its
+    commit is not written twice); so a passing failure loses nothing, up to ``_PER_COMMIT``
+    batches waiting (older ones are dropped, logged as errors). A batch the table could not be
+    searched for waits the same way; the others are appended. A clean stop tries once more.
 
     It writes through a session of its own (``newSession``: same SparkContext, own settings),
     so the commit note the sink sets on the stream's session for its MERGEs never tags these
@@ -190,45 +193,64 @@ class _MetricsPublisher:
                 for _ in items:
                     self._queue.task_done()
             if items and items[-1] is None:
+                if self._retry:
+                    log.error("metrics of micro-batch(es) %s dropped: not appended before the stop", _ids(self._retry))
                 return
 
     def _gather(self, items: list[_Queued], due: float) -> None:
         """Into ``items``: the next thing queued, then what follows it until ``due``, a flush or
-        close (queued behind what was submitted before them), or ``_PER_COMMIT`` batches."""
-        items.append(self._queue.get())
-        while isinstance(items[-1], tuple) and len(items) < _PER_COMMIT:
-            wait = due - time.monotonic()
-            try:
+        close (queued behind what was submitted before them), or ``_PER_COMMIT`` batches. With
+        batches to try again, the first wait ends at ``due`` too."""
+        try:
+            if self._retry:
+                items.append(self._queue.get(timeout=max(due - time.monotonic(), _MIN_WAIT)))
+            else:
+                items.append(self._queue.get())
+            while isinstance(items[-1], tuple) and len(items) < _PER_COMMIT:
+                wait = due - time.monotonic()
                 items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
-            except queue.Empty:
-                return
+        except queue.Empty:
+            return
 
     def _publish(self, submitted: list[tuple[RunMetrics, bool]]) -> bool:
-        """Append, then export, the batches of ``submitted`` and those whose append failed
-        before; True when rows were appended."""
+        """Append, then export, the batches of ``submitted`` and those to try again (looked for
+        in the table first, as possible replays); True when the table was read or written."""
         spark, config = self._spark, self._config
         if spark is None:
             raise RuntimeError("metrics submitted without a session")
-        candidates = [(metrics, True) for metrics in self._retry] + submitted
-        runs: list[RunMetrics] = []
-        for metrics, _ in candidates:
-            if all(run.run_id != metrics.run_id for run in runs):
-                runs.append(metrics)
+        candidates: dict[str, tuple[RunMetrics, bool]] = {}  # by run id, the first report of each
+        for metrics, maybe_replay in [(metrics, True) for metrics in self._retry] + submitted:
+            candidates.setdefault(metrics.run_id, (metrics, maybe_replay))
+        if not candidates:
+            return False
+        uncertain = [metrics.run_id for metrics, maybe_replay in candidates.values() if maybe_replay]
+        unchecked: set[str] = set()
+        written: set[str] = set()
+        if uncertain:
+            try:
+                written = _recorded_ids(spark, config, PIPELINE_METRICS, "run_id", uncertain)
+            except Exception as exc:  # the others are appended all the same; these wait
+                unchecked = set(uncertain)
+                log.warning("pipeline_metrics not readable, batches that may be in it wait: %s", describe(exc, 500))
+        runs = [m for run_id, (m, _) in candidates.items() if run_id not in written and run_id not in unchecked]
+        waiting = [m for run_id, (m, _) in candidates.items() if run_id in unchecked]
         try:
-            maybe_written = [metrics.run_id for metrics, maybe_replay in candidates if maybe_replay]
-            if maybe_written:
-                written = _recorded_ids(spark, config, PIPELINE_METRICS, "run_id", maybe_written)
-                runs = [run for run in runs if run.run_id not in written]
             if runs:
                 write_metrics(spark, config, *runs)
-        except Exception as exc:
-            self._retry = runs[-_PER_COMMIT:]
-            batches = ", ".join(str(run.batch_id) for run in runs)
-            log.warning("metrics of micro-batch(es) %s not appended, tried again next: %s", batches, describe(exc, 500))
-            return False
-        self._retry = []
+        except Exception as exc:  # a failed append is tried again: the stream goes on
+            waiting += runs
+            log.warning("metrics of micro-batch(es) %s not appended yet: %s", _ids(runs), describe(exc, 500))
+            runs = []
+        self._retry = waiting[-_PER_COMMIT:]
+        if len(waiting) > _PER_COMMIT:
+            dropped = waiting[:-_PER_COMMIT]
+            log.error("metrics of micro-batch(es) %s dropped: too many appends failed in a row", _ids(dropped))
         export_metrics(config, *runs)
-        return bool(runs)
+        return True
+
+
+def _ids(runs: list[RunMetrics]) -> str:
+    return ", ".join(str(run.batch_id) for run in runs)
 
 
 def _recorded(spark: SparkSession, config: Config, spec: TableSpec, column: str, run_id: str) -> bool:
