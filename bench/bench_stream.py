@@ -194,6 +194,7 @@ class _OffsetLog:
         self.ends: dict[int, dict[int, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._error: BaseException | None = None
 
     def __enter__(self) -> _OffsetLog:
         self._thread.start()
@@ -202,14 +203,24 @@ class _OffsetLog:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self._error is not None:
+            raise RuntimeError("copying the offset log failed") from self._error
         self._copy()
 
     def borders(self) -> list[tuple[int, dict[int, int]]]:
-        return sorted(self.ends.items())
+        """Every batch's end offsets, in order; a batch missing would give its records to the
+        next one, so a gap is an error."""
+        batches = sorted(self.ends)
+        if batches != list(range(len(batches))):  # a fresh checkpoint: from batch 0 on
+            raise RuntimeError(f"the offset log copy has gaps: {len(batches)} batches, the last {batches[-1]}")
+        return [(batch, self.ends[batch]) for batch in batches]
 
     def _follow(self) -> None:
-        while not self._stop.wait(0.2):
-            self._copy()
+        try:
+            while not self._stop.wait(0.2):
+                self._copy()
+        except BaseException as exc:  # surfaces in __exit__: a silent gap would fake latencies
+            self._error = exc
 
     def _copy(self) -> None:
         for batch in _batches(self.checkpoint / "offsets"):
