@@ -304,7 +304,31 @@ def test_a_failed_metrics_append_is_tried_again_with_the_next_and_written_once(
     assert metric_batches(spark, checked) == [0, 1, 2]
     assert len(commits(checked, PIPELINE_METRICS)) == len(before) + 1
     rows_read = spark.read.format("delta").load(PIPELINE_METRICS.path(checked)).filter(F.col("metric") == "rows_read")
-    assert rows_read.filter(F.col("batch_id") == 1).first()["value"] == (999.0 if committed_anyway else 20.0)
+    batch_1 = [r.value for r in rows_read.filter(F.col("batch_id") == 1).collect()]
+    assert batch_1 == [999.0 if committed_anyway else 20.0]
+
+
+def test_a_failed_metrics_append_is_tried_again_on_the_timer_without_a_new_batch(
+    spark: SparkSession, checked: Config, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval="1 second"))
+    ensure_tables(spark, config, (*STREAM_TABLES, PIPELINE_METRICS))
+    sink = new_sink(spark, config, tmp_path / "checkpoint")
+    try:
+        sink(batch(spark, *events("a", 20, 0, t(12))), 0)
+        published(sink)
+        table = Path(PIPELINE_METRICS.path(config))
+        away = table.with_name("pipeline_metrics.away")
+        table.rename(away)
+        table.write_text("not a table")
+        sink(batch(spark, *events("b", 20, 100, t(12))), 1)
+        published(sink)  # the append fails
+        table.unlink()
+        away.rename(table)
+        # no batch and no flush after it: the waiting batch goes out on its own
+        wait_for(lambda: metric_batches(spark, config) == [0, 1], 120, "the waiting batch's metrics")
+    finally:
+        published(sink).close()
 
 
 def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(

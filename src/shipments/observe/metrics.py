@@ -143,7 +143,7 @@ def export_metrics(config: Config, *runs: RunMetrics) -> None:
         try:
             _export(config, metrics)
         except Exception as exc:  # beyond the errors _export expects (a gateway's garbled reply, a closed stdout)
-            log.warning("run metrics of %s/%s not exported: %s", metrics.job, metrics.table, describe(exc, 300))
+            log.warning("run metrics of %s/%s not (all) exported: %s", metrics.job, metrics.table, describe(exc, 300))
 
 
 def _export(config: Config, metrics: RunMetrics) -> None:

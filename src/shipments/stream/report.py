@@ -33,6 +33,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -58,6 +59,8 @@ _PER_COMMIT = 50
 # Queued behind the batches' metrics: _FLUSH publishes them without waiting for the interval,
 # None also ends the thread.
 _FLUSH = "flush"
+# Batches left by a failure are tried again after the interval, and never sooner than this.
+_RETRY_AFTER = 5.0
 # The shortest wait for the next publication when batches wait to be tried again.
 _MIN_WAIT = 0.001
 _Queued = tuple[RunMetrics, bool] | str | None
@@ -132,18 +135,20 @@ class BatchReporter:
 class _MetricsPublisher:
     """Publishes batches' metrics on one thread of its own, in the order submitted.
 
-    A publication appends the rows of the batches reported since the one before (it starts
-    once ``_PER_COMMIT`` are gathered) to ``pipeline_metrics`` in one commit, then exports each
-    batch's metrics. The next starts ``stream.metrics_interval`` after it ended (or tried to);
-    ``flush`` and ``close`` do not wait for that. Why: a Delta append costs about as much as a
+    A publication appends the rows of the batches reported since the one before to
+    ``pipeline_metrics`` in one commit, then exports each batch's metrics. The next starts
+    ``stream.metrics_interval`` after it ended (or tried to), or as soon as ``_PER_COMMIT``
+    batches are waiting; ``flush`` and ``close`` do not wait for that. Why: a Delta append costs about as much as a
     small batch's read whatever it holds (1.3-1.8 s here), and one per batch kept a CPU busy
     beside the stream (bench/README.md, "Stream: the metrics append").
 
     An append that fails is logged and its batches are tried again with the next publication,
-    an interval later (as possible replays, looked for first: an append that failed after its
-    commit is not written twice); so a passing failure loses nothing, up to ``_PER_COMMIT``
-    batches waiting (older ones are dropped, logged as errors). A batch the table could not be
-    searched for waits the same way; the others are appended. A clean stop tries once more.
+    an interval (at least ``_RETRY_AFTER``) later, a flush or a stop (looked for first: an
+    append that failed after its commit is not written twice, but exported then); so a passing
+    failure loses nothing, up to ``_PER_COMMIT`` batches waiting (older ones are no longer
+    tried, logged as errors). When the table cannot be searched, the batches from the first
+    that needed it on wait the same way, so the table and the exports keep batch order. A
+    clean stop tries once more.
 
     It writes through a session of its own (``newSession``: same SparkContext, own settings),
     so the commit note the sink sets on the stream's session for its MERGEs never tags these
@@ -156,7 +161,9 @@ class _MetricsPublisher:
         self._config = config
         self._interval = duration_seconds(config.stream.metrics_interval)
         self._queue: queue.Queue[_Queued] = queue.Queue(maxsize=_QUEUED_METRICS)
-        self._retry: list[RunMetrics] = []  # batches whose append failed, tried again next time
+        # batches to try again: after a failed append, or held back by a failed lookup; with
+        # whether they were certainly never exported
+        self._retry: list[tuple[RunMetrics, bool]] = []
         self._thread: threading.Thread | None = None
         self._spark: SparkSession | None = None
 
@@ -185,16 +192,24 @@ class _MetricsPublisher:
             items: list[_Queued] = []
             try:
                 self._gather(items, due)
-                if self._publish([item for item in items if isinstance(item, tuple)]):
-                    due = time.monotonic() + self._interval
+                attempted = self._publish([item for item in items if isinstance(item, tuple)])
             except Exception as exc:  # a metrics failure must never stop the stream
+                attempted = True
                 log.warning("metrics of micro-batches not published: %s", describe(exc, 500))
             finally:
                 for _ in items:
                     self._queue.task_done()
+            if attempted:
+                # batches waiting after a failure are tried again at most every _RETRY_AFTER
+                wait = max(self._interval, _RETRY_AFTER) if self._retry else self._interval
+                due = time.monotonic() + wait
             if items and items[-1] is None:
                 if self._retry:
-                    log.error("metrics of micro-batch(es) %s dropped: not appended before the stop", _ids(self._retry))
+                    log.error(
+                        "metrics of micro-batch(es) %s no longer tried at the stop (they may be in pipeline_metrics)",
+                        _ids(m for m, _ in self._retry),
+                    )
+                    self._retry = []
                 return
 
     def _gather(self, items: list[_Queued], due: float) -> None:
@@ -213,43 +228,50 @@ class _MetricsPublisher:
             return
 
     def _publish(self, submitted: list[tuple[RunMetrics, bool]]) -> bool:
-        """Append, then export, the batches of ``submitted`` and those to try again (looked for
-        in the table first, as possible replays); True when the table was read or written."""
+        """Append, then export, the batches waiting (looked for in the table first) and those
+        of ``submitted`` (looked for when possible replays), in order; False when there was
+        nothing to publish."""
         spark, config = self._spark, self._config
         if spark is None:
             raise RuntimeError("metrics submitted without a session")
-        candidates: dict[str, tuple[RunMetrics, bool]] = {}  # by run id, the first report of each
-        for metrics, maybe_replay in [(metrics, True) for metrics in self._retry] + submitted:
-            candidates.setdefault(metrics.run_id, (metrics, maybe_replay))
+        # by run id, the first report of each: (metrics, to look for, certainly never exported)
+        candidates: dict[str, tuple[RunMetrics, bool, bool]] = {}
+        for metrics, unexported in self._retry:
+            candidates.setdefault(metrics.run_id, (metrics, True, unexported))
+        for metrics, maybe_replay in submitted:
+            candidates.setdefault(metrics.run_id, (metrics, maybe_replay, not maybe_replay))
         if not candidates:
             return False
-        uncertain = [metrics.run_id for metrics, maybe_replay in candidates.values() if maybe_replay]
-        unchecked: set[str] = set()
-        written: set[str] = set()
-        if uncertain:
-            try:
-                written = _recorded_ids(spark, config, PIPELINE_METRICS, "run_id", uncertain)
-            except Exception as exc:  # the others are appended all the same; these wait
-                unchecked = set(uncertain)
-                log.warning("pipeline_metrics not readable, batches that may be in it wait: %s", describe(exc, 500))
-        runs = [m for run_id, (m, _) in candidates.items() if run_id not in written and run_id not in unchecked]
-        waiting = [m for run_id, (m, _) in candidates.items() if run_id in unchecked]
+        ready = list(candidates.values())
+        held: list[tuple[RunMetrics, bool]] = []
+        lookups = [metrics.run_id for metrics, look, _ in ready if look]
+        found: set[str] = set()
         try:
-            if runs:
-                write_metrics(spark, config, *runs)
-        except Exception as exc:  # a failed append is tried again: the stream goes on
-            waiting += runs
-            log.warning("metrics of micro-batch(es) %s not appended yet: %s", _ids(runs), describe(exc, 500))
-            runs = []
-        self._retry = waiting[-_PER_COMMIT:]
-        if len(waiting) > _PER_COMMIT:
-            dropped = waiting[:-_PER_COMMIT]
-            log.error("metrics of micro-batch(es) %s dropped: too many appends failed in a row", _ids(dropped))
-        export_metrics(config, *runs)
+            if lookups:
+                found = _recorded_ids(spark, config, PIPELINE_METRICS, "run_id", lookups)
+        except Exception as exc:  # from the first batch not looked for on, all wait: order kept
+            first = next(i for i, (_, look, _) in enumerate(ready) if look)
+            ready, held = ready[:first], [(metrics, unexported) for metrics, _, unexported in ready[first:]]
+            log.warning("pipeline_metrics not readable, %d batch(es) wait: %s", len(held), describe(exc, 500))
+        new = [metrics for metrics, _, _ in ready if metrics.run_id not in found]
+        # found after a failed append: in the table, but never exported
+        exports = [metrics for metrics, _, unexported in ready if metrics.run_id not in found or unexported]
+        try:
+            if new:
+                write_metrics(spark, config, *new)
+        except Exception as exc:  # tried again later: the stream goes on
+            log.warning("metrics of micro-batch(es) %s not appended yet: %s", _ids(new), describe(exc, 500))
+            held = [(metrics, True) for metrics in new] + held  # not in the table: never exported
+            exports = [metrics for metrics in exports if metrics.run_id in found]
+        self._retry = held[-_PER_COMMIT:]
+        if len(held) > _PER_COMMIT:
+            dropped = (metrics for metrics, _ in held[:-_PER_COMMIT])
+            log.error("metrics of micro-batch(es) %s no longer tried (they may be in pipeline_metrics)", _ids(dropped))
+        export_metrics(config, *exports)
         return True
 
 
-def _ids(runs: list[RunMetrics]) -> str:
+def _ids(runs: Iterable[RunMetrics]) -> str:
     return ", ".join(str(run.batch_id) for run in runs)
 
 
