@@ -19,6 +19,7 @@ from shipments.model.tables import ALERT_STATE, DQ_RESULTS, PIPELINE_METRICS, ST
 from shipments.observe.metrics import RunMetrics, write_metrics
 from shipments.ops_config import CheckSpec, QualityConfig
 from shipments.storage.delta import ensure_tables
+from shipments.stream import report
 from shipments.stream.quality import judge_batch
 from shipments.stream.report import BatchReporter
 from shipments.stream.sink import StatusBatchSink, StatusTables
@@ -346,3 +347,84 @@ def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(
     assert commits(checked, ALERT_STATE) == alerts_before
     assert [r for r in dq_rows(spark, checked) if r[0] == 1] == []
     assert len(commits(checked, PIPELINE_METRICS)) == len(metrics_before) + 1  # only its metrics
+
+
+# --------------------------------------------------------------------------- the publisher's retry logic alone
+# (a stand-in for pipeline_metrics that fails on demand: the cases a real table cannot be made to
+# show on cue, e.g. a lookup that fails while appends work, or an append whose commit landed
+# before its error)
+
+
+class MetricsTable:
+    """What the publisher wrote and exported, in order; failures on demand."""
+
+    def __init__(self) -> None:
+        self.rows: list[str] = []
+        self.exported: list[str] = []
+        self.lookup_fails = self.append_fails = self.fails_after_commit = False
+
+    def recorded(self, spark: object, config: object, spec: object, column: str, values: list[str]) -> set[str]:
+        if self.lookup_fails:
+            raise OSError("lookup failed")
+        return {value for value in values if value in self.rows}
+
+    def write(self, spark: object, config: object, *runs: RunMetrics) -> None:
+        if self.append_fails:
+            raise OSError("append failed")
+        self.rows += [run.run_id for run in runs]
+        if self.fails_after_commit:
+            raise OSError("the commit landed, its reply was lost")
+
+    def export(self, config: object, *runs: RunMetrics) -> None:
+        self.exported += [run.run_id for run in runs]
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch, config: Config) -> tuple[MetricsTable, Any]:
+    table = MetricsTable()
+    monkeypatch.setattr(report, "_recorded_ids", table.recorded)
+    monkeypatch.setattr(report, "write_metrics", table.write)
+    monkeypatch.setattr(report, "export_metrics", table.export)
+    publisher = report._MetricsPublisher(config)
+    publisher._spark = object()  # never used by the stand-in
+    return table, publisher
+
+
+def reported(batch_id: int) -> RunMetrics:
+    return RunMetrics(f"q:{batch_id}", "stream", "shipment_status", None, batch_id, True, t(12), {"rows_read": 1.0})
+
+
+def test_batches_keep_their_order_when_the_table_cannot_be_searched(stand_in: tuple[MetricsTable, Any]) -> None:
+    table, publisher = stand_in
+    table.append_fails = True
+    publisher._publish([(reported(1), False)])  # 1 waits, to be looked for
+    table.append_fails, table.lookup_fails = False, True
+    publisher._publish([(reported(2), False), (reported(3), False)])  # 1 cannot be looked for: all wait
+    assert table.rows == []
+    table.lookup_fails = False
+    publisher._publish([(reported(4), False)])
+    assert table.rows == table.exported == ["q:1", "q:2", "q:3", "q:4"]
+
+
+def test_a_batch_whose_failed_append_had_committed_is_exported_once_and_not_written_again(
+    stand_in: tuple[MetricsTable, Any],
+) -> None:
+    table, publisher = stand_in
+    table.fails_after_commit = True
+    publisher._publish([(reported(1), False)])
+    assert (table.rows, table.exported) == (["q:1"], [])
+    table.fails_after_commit = False
+    publisher._publish([(reported(2), False)])
+    assert table.rows == table.exported == ["q:1", "q:2"]
+
+
+def test_a_replay_an_earlier_process_published_is_neither_written_nor_exported_again(
+    stand_in: tuple[MetricsTable, Any],
+) -> None:
+    table, publisher = stand_in
+    table.rows = ["q:1"]  # written and exported by the process before the restart
+    table.lookup_fails = True
+    publisher._publish([(reported(1), True), (reported(2), False)])  # both wait
+    table.lookup_fails = False
+    publisher._publish([])
+    assert (table.rows, table.exported) == (["q:1", "q:2"], ["q:2"])

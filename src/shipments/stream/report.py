@@ -21,8 +21,8 @@ its ``pipeline_metrics`` rows. What is there is not written again. What a replay
 repeat is the alerts' own at-least-once delivery: a crash between an SNS publish and the
 ``alert_state`` commit sends that notification again (see ``observe.alerts``). What a crash can
 lose is the metrics of the batches still queued for publication (those of the last
-``metrics_interval`` or so) or waiting after a failed append; a clean stop publishes them when
-the append then succeeds, and logs the batches it drops.
+``metrics_interval`` or so) or waiting after a failed append or lookup; a clean stop publishes
+them when the append then succeeds, and logs the batches it drops.
 """
 
 from __future__ import annotations
@@ -147,8 +147,10 @@ class _MetricsPublisher:
     append that failed after its commit is not written twice, but exported then); so a passing
     failure loses nothing, up to ``_PER_COMMIT`` batches waiting (older ones are no longer
     tried, logged as errors). When the table cannot be searched, the batches from the first
-    that needed it on wait the same way, so the table and the exports keep batch order. A
-    clean stop tries once more.
+    that needed it on wait the same way, so the table and the exports keep batch order (while
+    batches wait, every publication needs the lookup: a table that stays unreadable while
+    appends would work gets no metrics, with an error line per 50 batches). A clean stop tries
+    once more.
 
     It writes through a session of its own (``newSession``: same SparkContext, own settings),
     so the commit note the sink sets on the stream's session for its MERGEs never tags these
@@ -200,7 +202,8 @@ class _MetricsPublisher:
                 for _ in items:
                     self._queue.task_done()
             if attempted:
-                # batches waiting after a failure are tried again at most every _RETRY_AFTER
+                # batches waiting after a failure: again after max(interval, _RETRY_AFTER), unless a
+                # flush, the stop or _PER_COMMIT new batches come first
                 wait = max(self._interval, _RETRY_AFTER) if self._retry else self._interval
                 due = time.monotonic() + wait
             if items and items[-1] is None:
@@ -249,7 +252,7 @@ class _MetricsPublisher:
         try:
             if lookups:
                 found = _recorded_ids(spark, config, PIPELINE_METRICS, "run_id", lookups)
-        except Exception as exc:  # from the first batch not looked for on, all wait: order kept
+        except Exception as exc:  # from the first batch that needed the lookup on, all wait: order kept
             first = next(i for i, (_, look, _) in enumerate(ready) if look)
             ready, held = ready[:first], [(metrics, unexported) for metrics, _, unexported in ready[first:]]
             log.warning("pipeline_metrics not readable, %d batch(es) wait: %s", len(held), describe(exc, 500))
