@@ -61,8 +61,6 @@ _PER_COMMIT = 50
 _FLUSH = "flush"
 # Batches left by a failure are tried again after the interval, and never sooner than this.
 _RETRY_AFTER = 5.0
-# The shortest wait for the next publication when batches wait to be tried again.
-_MIN_WAIT = 0.001
 _Queued = tuple[RunMetrics, bool] | str | None
 
 
@@ -220,13 +218,9 @@ class _MetricsPublisher:
         close (queued behind what was submitted before them), or ``_PER_COMMIT`` batches. With
         batches to try again, the first wait ends at ``due`` too."""
         try:
-            if self._retry:
-                items.append(self._queue.get(timeout=max(due - time.monotonic(), _MIN_WAIT)))
-            else:
-                items.append(self._queue.get())
+            items.append(self._queue.get(timeout=max(due - time.monotonic(), 0) if self._retry else None))
             while isinstance(items[-1], tuple) and len(items) < _PER_COMMIT:
-                wait = due - time.monotonic()
-                items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+                items.append(self._queue.get(timeout=max(due - time.monotonic(), 0)))
         except queue.Empty:
             return
 
@@ -280,8 +274,7 @@ def _ids(runs: Iterable[RunMetrics]) -> str:
 
 def _recorded(spark: SparkSession, config: Config, spec: TableSpec, column: str, run_id: str) -> bool:
     """True when the table of ``spec`` has a row whose ``column`` is ``run_id``."""
-    table = delta.read_table(spark, config, spec)
-    return table is not None and not table.filter(F.col(column) == F.lit(run_id)).isEmpty()
+    return run_id in _recorded_ids(spark, config, spec, column, [run_id])
 
 
 def _recorded_ids(spark: SparkSession, config: Config, spec: TableSpec, column: str, values: list[str]) -> set[str]:
