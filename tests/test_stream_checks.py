@@ -3,10 +3,11 @@ as a plain batch function with a reporter, on tiny DataFrames."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,13 +232,40 @@ def test_each_batch_publishes_its_metrics(spark: SparkSession, checked: Config, 
 
 
 @pytest.fixture
-def gathering(spark: SparkSession, checked: Config, tmp_path: Path) -> Iterator[StatusBatchSink]:
-    """A sink whose reporter appends metrics once per 10 minutes (closed after the test)."""
-    config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval="10 minutes"))
-    ensure_tables(spark, config, (*STREAM_TABLES, PIPELINE_METRICS))
-    sink = new_sink(spark, config, tmp_path / "checkpoint")
-    yield sink
-    published(sink).close()
+def reporting(spark: SparkSession, checked: Config, tmp_path: Path) -> Iterator[Callable[[str], StatusBatchSink]]:
+    """Builds a sink whose reporter appends metrics once per the interval given (each closed
+    after the test)."""
+    sinks: list[StatusBatchSink] = []
+
+    def build(interval: str) -> StatusBatchSink:
+        config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval=interval))
+        ensure_tables(spark, config, (*STREAM_TABLES, PIPELINE_METRICS))
+        sinks.append(new_sink(spark, config, tmp_path / f"checkpoint-{len(sinks)}"))
+        return sinks[-1]
+
+    yield build
+    for sink in sinks:
+        published(sink).close()
+
+
+@pytest.fixture
+def gathering(reporting: Callable[[str], StatusBatchSink]) -> StatusBatchSink:
+    """A sink whose reporter appends metrics once per 10 minutes."""
+    return reporting("10 minutes")
+
+
+@contextlib.contextmanager
+def metrics_table_broken(config: Config) -> Iterator[None]:
+    """``pipeline_metrics`` cannot be appended to inside (its path is a file), as before after."""
+    table = Path(PIPELINE_METRICS.path(config))
+    away = table.with_name("pipeline_metrics.away")
+    table.rename(away)
+    table.write_text("not a table")
+    try:
+        yield
+    finally:
+        table.unlink()
+        away.rename(table)
 
 
 def metric_batches(spark: SparkSession, config: Config) -> list[int]:
@@ -284,15 +312,9 @@ def test_a_failed_metrics_append_is_tried_again_with_the_next_and_written_once(
 ) -> None:
     gathering(batch(spark, *events("a", 20, 0, t(12))), 0)
     published(gathering)
-    table = Path(PIPELINE_METRICS.path(checked))
-    away = table.with_name("pipeline_metrics.away")
-    table.rename(away)
-    table.write_text("not a table")  # the append fails: its path is a file
-
-    gathering(batch(spark, *events("b", 20, 100, t(12))), 1)
-    published(gathering)
-    table.unlink()
-    away.rename(table)
+    with metrics_table_broken(checked):
+        gathering(batch(spark, *events("b", 20, 100, t(12))), 1)
+        published(gathering)
     assert "metrics of micro-batch(es) 1 not appended yet" in caplog.text
     assert metric_batches(spark, checked) == [0]
     if committed_anyway:  # as an append whose commit landed before its error reached us
@@ -310,43 +332,16 @@ def test_a_failed_metrics_append_is_tried_again_with_the_next_and_written_once(
 
 
 def test_a_failed_metrics_append_is_tried_again_on_the_timer_without_a_new_batch(
-    spark: SparkSession, checked: Config, tmp_path: Path
+    spark: SparkSession, checked: Config, reporting: Callable[[str], StatusBatchSink]
 ) -> None:
-    config = dataclasses.replace(checked, stream=dataclasses.replace(checked.stream, metrics_interval="1 second"))
-    ensure_tables(spark, config, (*STREAM_TABLES, PIPELINE_METRICS))
-    sink = new_sink(spark, config, tmp_path / "checkpoint")
-    try:
-        sink(batch(spark, *events("a", 20, 0, t(12))), 0)
-        published(sink)
-        table = Path(PIPELINE_METRICS.path(config))
-        away = table.with_name("pipeline_metrics.away")
-        table.rename(away)
-        table.write_text("not a table")
+    sink = reporting("1 second")
+    sink(batch(spark, *events("a", 20, 0, t(12))), 0)
+    published(sink)
+    with metrics_table_broken(checked):
         sink(batch(spark, *events("b", 20, 100, t(12))), 1)
         published(sink)  # the append fails
-        table.unlink()
-        away.rename(table)
-        # no batch and no flush after it: the waiting batch goes out on its own
-        wait_for(lambda: metric_batches(spark, config) == [0, 1], 120, "the waiting batch's metrics")
-    finally:
-        published(sink).close()
-
-
-def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(
-    spark: SparkSession, checked: Config, sink: StatusBatchSink
-) -> None:
-    sink(batch(spark, *events("a", 20, 0, t(12))), 0)  # the first batch: settles both checks
-    published(sink)
-    dq_before, alerts_before = commits(checked, DQ_RESULTS), commits(checked, ALERT_STATE)
-    metrics_before = commits(checked, PIPELINE_METRICS)
-
-    sink(batch(spark, *events("b", 25, 100, t(12)), *malformed(1, 200)), 1)
-    published(sink)
-
-    assert commits(checked, DQ_RESULTS) == dq_before
-    assert commits(checked, ALERT_STATE) == alerts_before
-    assert [r for r in dq_rows(spark, checked) if r[0] == 1] == []
-    assert len(commits(checked, PIPELINE_METRICS)) == len(metrics_before) + 1  # only its metrics
+    # no batch and no flush after it: the waiting batch goes out on its own
+    wait_for(lambda: metric_batches(spark, checked) == [0, 1], 120, "the waiting batch's metrics")
 
 
 # --------------------------------------------------------------------------- the publisher's retry logic alone
