@@ -92,6 +92,8 @@ def test_missing_raw_folder(tmp_path: Path, lake_with_content: Path) -> None:
             "stream.metrics_interval must look like '30 seconds'",
         ),
         ("extends: base.yaml\nstream:\n  metrics_interval: 2 days\n", "stream.metrics_interval must be at most 1 day"),
+        # a bare YAML number, as "0: as soon as ..." reads: the unit is required, and the message shows the form
+        ("extends: base.yaml\nstream:\n  metrics_interval: 0\n", "stream.metrics_interval must look like '30 seconds'"),
         ("extends: base.yaml\ndayly: {}\n", "unknown top-level key(s)"),
         ("extends: missing.yaml\n", "cannot read config"),
     ],

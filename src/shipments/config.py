@@ -191,8 +191,8 @@ class StreamConfig:
     driver_merge_max_mb: int = 256
     # The batches' pipeline_metrics rows are appended (then exported) once per this interval, or
     # sooner once 50 batches are waiting, in one commit: an append costs about as much as a
-    # small batch's read, whatever it holds. 0: as soon as the append before is done (batches a
-    # failed append left wait at least 5 s). At most 1 day.
+    # small batch's read, whatever it holds. "0 seconds": as soon as the append before is done
+    # (batches a failed append left wait at least 5 s). At most 1 day.
     metrics_interval: str = "30 seconds"
     dynamodb: DynamoDBConfig = dataclasses.field(default_factory=DynamoDBConfig)
 
