@@ -344,6 +344,23 @@ def test_a_failed_metrics_append_is_tried_again_on_the_timer_without_a_new_batch
     wait_for(lambda: metric_batches(spark, checked) == [0, 1], 120, "the waiting batch's metrics")
 
 
+def test_a_clean_batch_with_nothing_to_resolve_commits_no_check_or_alert(
+    spark: SparkSession, checked: Config, sink: StatusBatchSink
+) -> None:
+    sink(batch(spark, *events("a", 20, 0, t(12))), 0)  # the first batch: settles both checks
+    published(sink)
+    dq_before, alerts_before = commits(checked, DQ_RESULTS), commits(checked, ALERT_STATE)
+    metrics_before = commits(checked, PIPELINE_METRICS)
+
+    sink(batch(spark, *events("b", 25, 100, t(12)), *malformed(1, 200)), 1)
+    published(sink)
+
+    assert commits(checked, DQ_RESULTS) == dq_before
+    assert commits(checked, ALERT_STATE) == alerts_before
+    assert [r for r in dq_rows(spark, checked) if r[0] == 1] == []
+    assert len(commits(checked, PIPELINE_METRICS)) == len(metrics_before) + 1  # only its metrics
+
+
 # --------------------------------------------------------------------------- the publisher's retry logic alone
 # (a stand-in for pipeline_metrics that fails on demand: the cases a real table cannot be made to
 # show on cue, e.g. a lookup that fails while appends work, or an append whose commit landed
