@@ -71,8 +71,8 @@ def lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     lake = tmp_path_factory.mktemp("report") / "lake"
     config = load_config(LOCAL_CONF, lake=str(lake))
     delta.ensure_tables(spark, config, (PIPELINE_RUNS, ALERT_STATE))
-    delta.append_rows(spark.createDataFrame(run_rows(), PIPELINE_RUNS_SCHEMA), PIPELINE_RUNS.path(config))
-    delta.append_rows(spark.createDataFrame(alert_rows(), ALERT_STATE_SCHEMA), ALERT_STATE.path(config))
+    delta.append_rows(spark.createDataFrame(run_rows(), PIPELINE_RUNS_SCHEMA), PIPELINE_RUNS.path(config), key="seed")
+    delta.append_rows(spark.createDataFrame(alert_rows(), ALERT_STATE_SCHEMA), ALERT_STATE.path(config), key="seed")
     return lake
 
 

@@ -99,10 +99,12 @@ def metrics_rows() -> list[tuple[object, ...]]:
 def write_lake(spark: SparkSession, config: Config, runs: list[tuple[object, ...]], metrics: list[Any]) -> None:
     if runs:
         delta.ensure_table(spark, config, PIPELINE_RUNS)
-        delta.append_rows(spark.createDataFrame(runs, PIPELINE_RUNS_SCHEMA), PIPELINE_RUNS.path(config))
+        delta.append_rows(spark.createDataFrame(runs, PIPELINE_RUNS_SCHEMA), PIPELINE_RUNS.path(config), key="seed")
     if metrics:
         delta.ensure_table(spark, config, PIPELINE_METRICS)
-        delta.append_rows(spark.createDataFrame(metrics, PIPELINE_METRICS_SCHEMA), PIPELINE_METRICS.path(config))
+        delta.append_rows(
+            spark.createDataFrame(metrics, PIPELINE_METRICS_SCHEMA), PIPELINE_METRICS.path(config), key="seed"
+        )
 
 
 @pytest.fixture(scope="module")

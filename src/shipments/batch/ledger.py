@@ -100,7 +100,7 @@ def record_runs(spark: SparkSession, config: Config, records: Sequence[RunRecord
     frame = driver_rows.to_frame(spark, [record.as_row() for record in records], PIPELINE_RUNS_SCHEMA)
     delta.ensure_table(spark, config, PIPELINE_RUNS)
     # The ledger gains columns over releases (rows_deleted): add them to an older ledger.
-    delta.append_rows(frame, PIPELINE_RUNS.path(config), add_columns=True)
+    delta.append_rows(frame, PIPELINE_RUNS.path(config), key=records[0].run_id, add_columns=True)
 
 
 @contextlib.contextmanager

@@ -207,11 +207,11 @@ DLQ_SCHEMA = T.StructType(
 
 DAILY_TOTALS = TableSpec("shipment_daily_totals", DAILY_TOTALS_SCHEMA, ("ship_date",))
 QUARANTINE = TableSpec("quarantine/shipments", QUARANTINE_SCHEMA, ("ingest_date",))
+# Appended by every run (and the stream's batches): a small file each, which the appends
+# compact now and then themselves (storage.delta.append_rows), not with Delta's auto compaction.
 PIPELINE_RUNS = TableSpec("pipeline_runs", PIPELINE_RUNS_SCHEMA)
-# Appended by every run and by stream micro-batches: auto compaction folds the small files.
-_COMPACTED = {"delta.autoOptimize.autoCompact": "true"}
-DQ_RESULTS = TableSpec("dq_results", DQ_RESULTS_SCHEMA, properties=_COMPACTED)
-PIPELINE_METRICS = TableSpec("pipeline_metrics", PIPELINE_METRICS_SCHEMA, properties=_COMPACTED)
+DQ_RESULTS = TableSpec("dq_results", DQ_RESULTS_SCHEMA)
+PIPELINE_METRICS = TableSpec("pipeline_metrics", PIPELINE_METRICS_SCHEMA)
 ALERT_STATE = TableSpec("alert_state", ALERT_STATE_SCHEMA)
 # What every daily run and backfill writes: created (the missing ones at once) before the first write.
 BATCH_TABLES = (DAILY_TOTALS, QUARANTINE, PIPELINE_RUNS, DQ_RESULTS, PIPELINE_METRICS)

@@ -203,7 +203,7 @@ def write_metrics(spark: SparkSession, config: Config, *runs: RunMetrics) -> Non
     rows = driver_rows.to_frame(
         spark, [row for metrics in runs for row in metric_rows(config, metrics)], PIPELINE_METRICS_SCHEMA
     )
-    delta.append_rows(rows, PIPELINE_METRICS.path(config))
+    delta.append_rows(rows, PIPELINE_METRICS.path(config), key=runs[0].run_id)
 
 
 def dimensions(config: Config, metrics: RunMetrics) -> dict[str, str]:

@@ -80,4 +80,4 @@ def write_results(
         for r in results
     ]
     delta.ensure_table(spark, config, DQ_RESULTS)
-    delta.append_rows(driver_rows.to_frame(spark, rows, DQ_RESULTS_SCHEMA), DQ_RESULTS.path(config))
+    delta.append_rows(driver_rows.to_frame(spark, rows, DQ_RESULTS_SCHEMA), DQ_RESULTS.path(config), key=run_id)

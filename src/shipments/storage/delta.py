@@ -10,7 +10,9 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import logging
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -27,6 +29,10 @@ from shipments.storage import fs
 
 # The MERGE builder takes no writer options: a commit's userMetadata goes through the session.
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# About one append in this many compacts the table it appended to (``append_rows``).
+_COMPACT_ONE_IN = 50
+
+log = logging.getLogger(__name__)
 
 
 def is_table(spark: SparkSession, path: str) -> bool:
@@ -129,13 +135,39 @@ def partition_predicate(column: str, values: Sequence[dt.date]) -> str:
     return f"{column} IN ({dates})"
 
 
-def append_rows(frame: DataFrame, path: str, *, add_columns: bool = False) -> None:
+def append_rows(frame: DataFrame, path: str, *, key: str, add_columns: bool = False) -> None:
     """Blind append (never conflicts with concurrent writers of other rows). With
-    ``add_columns``, columns the table lacks (a table created by an older release) are added."""
+    ``add_columns``, columns the table lacks (a table created by an older release) are added.
+
+    Each append adds a small file. About one append in ``_COMPACT_ONE_IN`` then compacts the
+    table (``compaction_due``: decided by a hash of the table and ``key``, what the rows record,
+    e.g. the run id), so a table appended to by every run holds some 50 small files on average,
+    and no run reads anything to decide. Delta's auto compaction did this before, but its counts
+    of small files live in the Spark session: in a process per run it rewrote the whole table at
+    every run's first append (an extra commit and ~1 s a run, bench/README.md)."""
     writer = frame.write.format("delta").mode("append")
     if add_columns:
         writer = writer.option("mergeSchema", "true")
     writer.save(path)
+    if compaction_due(path, key):
+        compact(frame.sparkSession, path)
+
+
+def compaction_due(path: str, key: str, one_in: int = _COMPACT_ONE_IN) -> bool:
+    """Whether the append of ``key`` to the table at ``path`` compacts it: true for about one
+    key in ``one_in``, the same answer every time (a rerun of the same append decides alike)."""
+    return zlib.crc32(f"{path}|{key}".encode()) % one_in == 0
+
+
+def compact(spark: SparkSession, path: str) -> None:
+    """Rewrite the small files of the table at ``path`` into few (an OPTIMIZE commit; the data
+    does not change, and readers of older versions still find their files until a VACUUM).
+    Upkeep after a committed write: a failure (e.g. a concurrent compaction of the same files)
+    is logged, not raised, and a later append compacts."""
+    try:
+        DeltaTable.forPath(spark, path).optimize().executeCompaction()
+    except Exception as exc:  # upkeep must never fail the write it follows
+        log.warning("compaction of %s failed, a later append compacts it: %s", path, exc)
 
 
 def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str) -> None:
