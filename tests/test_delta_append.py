@@ -4,15 +4,26 @@ that fails never fails the append it follows."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
+from shipments.batch.ledger import RunRecord, record_run
+from shipments.config import Config
+from shipments.model.tables import DQ_RESULTS, PIPELINE_METRICS, PIPELINE_RUNS
+from shipments.observe.metrics import RunMetrics, write_metrics
+from shipments.ops_config import CheckSpec
+from shipments.quality.results import CheckResult, write_results
 from shipments.storage import delta
-from tests.helpers.lake import commit_infos
+from tests.helpers.lake import ROOT, commit_infos
 
 TABLES = ("/lake/pipeline_runs", "/lake/dq_results", "/lake/pipeline_metrics")
 
@@ -31,8 +42,59 @@ def test_about_one_append_in_fifty_compacts_and_a_run_does_not_compact_every_tab
     assert all(150 <= len(keys) <= 250 for keys in due.values()), {t: len(k) for t, k in due.items()}
     runs, results, metrics = due.values()
     assert len(runs & results & metrics) <= 2  # 10,000 / 50^3 expected: 0.08
-    # The same append decides alike every time (a retried write compacts or not as the first did).
-    assert all(delta.compaction_due(table, key) for table, keys in due.items() for key in keys)
+    # Stream run ids (<query id>:<batch id>) spread alike.
+    batches = [f"0c4a6d9e-5f1b-4a8e-9d2c-7b3e1f0a6c58:{n}" for n in range(10_000)]
+    assert all(150 <= sum(delta.compaction_due(table, key) for key in batches) <= 250 for table in TABLES)
+
+
+def test_an_append_decides_alike_in_every_process() -> None:
+    # A retried or replayed append compacts, or not, as the first did: no per-process hash seed.
+    keys = run_ids(2_000)
+    script = (
+        "import json, sys\n"
+        "from shipments.storage.delta import compaction_due\n"
+        "keys = json.load(sys.stdin)\n"
+        f"print(json.dumps([compaction_due(t, k) for t in {list(TABLES)!r} for k in keys]))\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(keys),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert json.loads(other.stdout) == [delta.compaction_due(t, k) for t in TABLES for k in keys]
+
+
+def test_the_tables_every_run_appends_to_are_created_without_delta_auto_compaction() -> None:
+    # Delta's auto compaction rewrote them at every run's first append (its counts live in the session).
+    assert all(not spec.properties for spec in (PIPELINE_RUNS, DQ_RESULTS, PIPELINE_METRICS))
+
+
+def test_the_ledger_results_and_metrics_decide_by_their_run_id(
+    spark: SparkSession, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def due(path: str, key: str) -> bool:
+        asked.append((Path(path).name, key))
+        return False
+
+    monkeypatch.setattr(delta, "compaction_due", due)
+    day, now = dt.date(2026, 11, 2), dt.datetime(2026, 11, 3, 6, 0, tzinfo=dt.UTC)
+    record_run(spark, config, RunRecord("daily-2026-11-02-a", "daily", day))
+    check = CheckSpec(name="volume", check="volume", severity="warn")
+    write_results(spark, config, [CheckResult(check, True, 1.0, 0.0)], job="daily", run_id="daily-b", checked_at=now)
+    write_metrics(
+        spark, config, RunMetrics("stream:7", "stream", "shipment_status", None, 7, True, now, {"rows_read": 10})
+    )
+    assert asked == [
+        ("pipeline_runs", "daily-2026-11-02-a"),
+        ("dq_results", "daily-b"),
+        ("pipeline_metrics", "stream:7"),
+    ]
 
 
 def test_an_append_that_is_due_compacts_the_table_and_keeps_every_row(spark: SparkSession, tmp_path: Path) -> None:

@@ -93,7 +93,10 @@ def record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:
 
 
 def record_runs(spark: SparkSession, config: Config, records: Sequence[RunRecord]) -> None:
-    """Append ``records`` to ``pipeline_runs`` in one commit (a backfill pass's dates)."""
+    """Append ``records`` to ``pipeline_runs`` in one commit (a backfill pass's dates); none:
+    nothing is written."""
+    if not records:
+        return
     for record in records:
         if record.ended_at is None:
             record.ended_at = utc_now()

@@ -198,7 +198,9 @@ def metric_rows(config: Config, metrics: RunMetrics) -> list[tuple[Any, ...]]:
 
 def write_metrics(spark: SparkSession, config: Config, *runs: RunMetrics) -> None:
     """Append the rows of ``runs`` to ``pipeline_metrics`` in one commit (a blind append:
-    parallel runs never conflict)."""
+    parallel runs never conflict); no run: nothing is written."""
+    if not runs:
+        return
     delta.ensure_table(spark, config, PIPELINE_METRICS)
     rows = driver_rows.to_frame(
         spark, [row for metrics in runs for row in metric_rows(config, metrics)], PIPELINE_METRICS_SCHEMA

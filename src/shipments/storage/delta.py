@@ -9,10 +9,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -23,7 +23,7 @@ from pyspark.sql import types as T
 
 from shipments.background import Background
 from shipments.config import Config
-from shipments.errors import TableError
+from shipments.errors import TableError, describe
 from shipments.model.tables import TableSpec
 from shipments.storage import fs
 
@@ -144,7 +144,7 @@ def append_rows(frame: DataFrame, path: str, *, key: str, add_columns: bool = Fa
     e.g. the run id), so a table appended to by every run holds some 50 small files on average,
     and no run reads anything to decide. Delta's auto compaction did this before, but its counts
     of small files live in the Spark session: in a process per run it rewrote the whole table at
-    every run's first append (an extra commit and ~1 s a run, bench/README.md)."""
+    every run's first append (an extra commit and 1-2 s a run, bench/README.md)."""
     writer = frame.write.format("delta").mode("append")
     if add_columns:
         writer = writer.option("mergeSchema", "true")
@@ -156,7 +156,8 @@ def append_rows(frame: DataFrame, path: str, *, key: str, add_columns: bool = Fa
 def compaction_due(path: str, key: str, one_in: int = _COMPACT_ONE_IN) -> bool:
     """Whether the append of ``key`` to the table at ``path`` compacts it: true for about one
     key in ``one_in``, the same answer every time (a rerun of the same append decides alike)."""
-    return zlib.crc32(f"{path}|{key}".encode()) % one_in == 0
+    digest = hashlib.sha256(f"{path}|{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % one_in == 0
 
 
 def compact(spark: SparkSession, path: str) -> None:
@@ -167,7 +168,7 @@ def compact(spark: SparkSession, path: str) -> None:
     try:
         DeltaTable.forPath(spark, path).optimize().executeCompaction()
     except Exception as exc:  # upkeep must never fail the write it follows
-        log.warning("compaction of %s failed, a later append compacts it: %s", path, exc)
+        log.warning("compaction of %s failed, a later append compacts it: %s", path, describe(exc, 300))
 
 
 def merge_newer(source: DataFrame, path: str, *, key: str, newer: str, note: str) -> None:
@@ -357,14 +358,14 @@ def partition_commits(spark: SparkSession, path: str, column: str, value: dt.dat
     commit touched). Rewrites that change no data (OPTIMIZE: ``dataChange`` false) do not count;
     commits older than the log's retention are gone, so the list may start later than ``since``.
     """
-    log = [
+    commit_files = [
         status.path
         for status in fs.list_folder(spark, f"{path.rstrip('/')}/_delta_log")
         if (found := _COMMIT_FILE.match(status.name)) and int(found.group(1)) >= since
     ]
-    if not log:
+    if not commit_files:
         return []
-    actions = spark.read.schema(_LOG_ACTIONS).json([fs.literal(p) for p in log])
+    actions = spark.read.schema(_LOG_ACTIONS).json([fs.literal(p) for p in commit_files])
     changed = F.coalesce(F.col("add"), F.col("remove"))
     touches = (changed.partitionValues[column] == F.lit(value.isoformat())) & F.coalesce(
         changed.dataChange, F.lit(True)

@@ -37,7 +37,8 @@ def to_frame(spark: SparkSession, rows: Sequence[Sequence[object]], schema: T.St
         return spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields])
     if len(rows) > 1:
         typed = [tuple(_python(value, f.dataType) for value, f in zip(row, schema.fields, strict=True)) for row in rows]
-        # One partition: one file per append, as the literal relation wrote.
+        # One partition: one file per append, as the literal relation wrote (the appended
+        # tables compact about one append in 50, counting on a small file each).
         return spark.createDataFrame(typed, schema).coalesce(1)
     structs = [
         F.struct(*[_literal(value, f.dataType).alias(f.name) for value, f in zip(row, schema.fields, strict=True)])
