@@ -144,7 +144,7 @@ def append_rows(frame: DataFrame, path: str, *, key: str, add_columns: bool = Fa
     e.g. the run id), so a table appended to by every run holds some 50 small files on average,
     and no run reads anything to decide. Delta's auto compaction did this before, but its counts
     of small files live in the Spark session: in a process per run it rewrote the whole table at
-    every run's first append (an extra commit and 1-2 s a run, bench/README.md)."""
+    every run's first append (an extra commit and about 2 s of a cold run, bench/README.md)."""
     writer = frame.write.format("delta").mode("append")
     if add_columns:
         writer = writer.option("mergeSchema", "true")
