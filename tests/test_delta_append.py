@@ -17,7 +17,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from shipments.batch.ledger import RunRecord, record_run
-from shipments.config import Config
+from shipments.config import Config, load_config
 from shipments.model.tables import DQ_RESULTS, PIPELINE_METRICS, PIPELINE_RUNS
 from shipments.observe.metrics import RunMetrics, write_metrics
 from shipments.ops_config import CheckSpec
@@ -71,6 +71,21 @@ def test_an_append_decides_alike_in_every_process() -> None:
 def test_the_tables_every_run_appends_to_are_created_without_delta_auto_compaction() -> None:
     # Delta's auto compaction rewrote them at every run's first append (its counts live in the session).
     assert all(not spec.properties for spec in (PIPELINE_RUNS, DQ_RESULTS, PIPELINE_METRICS))
+
+
+BOUNDS = {
+    "spark.databricks.delta.optimize.minFileSize": str(64 * 1024 * 1024),
+    "spark.databricks.delta.optimize.maxFileSize": str(128 * 1024 * 1024),
+}
+
+
+def test_every_environment_bounds_the_compaction_to_small_files(spark: SparkSession) -> None:
+    # Files under 64 MB into files of up to 128 MB, as Delta's auto compaction did: OPTIMIZE's
+    # own 1 GB would rewrite the whole table each time. Set in conf/base.yaml for every platform.
+    for env in ("local", "local-s3", "emr", "glue"):
+        settings = load_config(ROOT / "conf" / f"{env}.yaml").spark.settings
+        assert {name: settings.get(name) for name in BOUNDS} == BOUNDS, env
+    assert {name: spark.conf.get(name) for name in BOUNDS} == BOUNDS
 
 
 def test_the_ledger_results_and_metrics_decide_by_their_run_id(
