@@ -22,7 +22,7 @@ from shipments.observe.metrics import METRICS, RunMetrics, publish_metrics
 from shipments.ops_config import MetricsConfig
 from shipments.storage import delta
 from tests.cloud_fixtures import REGION, Moto, aws_env_fixture, moto_fixture  # noqa: F401
-from tests.helpers.lake import commit_infos
+from tests.helpers.lake import data_commits
 from tests.metrics_fixtures import Pushgateway, pushgateway  # noqa: F401
 
 UTC = dt.UTC
@@ -87,18 +87,12 @@ def table_rows(spark: SparkSession, config: Config) -> list[tuple[Any, ...]]:
 # --------------------------------------------------------------------------- pipeline_metrics
 
 
-def data_commits(config: Config) -> list[str]:
-    """The operations of pipeline_metrics' commits, oldest first, without the compaction an append
-    makes about one time in 50 (storage.delta.append_rows)."""
-    return [c["operation"] for c in commit_infos(PIPELINE_METRICS.path(config)) if c["operation"] != "OPTIMIZE"]
-
-
 def test_each_publish_appends_one_row_per_metric_in_one_commit(
     spark: SparkSession, config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = with_metrics(config, environment="test")
     publish_metrics(spark, config, daily_run(values={"duration_seconds": 84.5, "rows_written": 812}))
-    assert data_commits(config) == ["CREATE TABLE", "WRITE"]  # created, then one append
+    assert data_commits(PIPELINE_METRICS.path(config)) == ["CREATE TABLE", "WRITE"]  # created, then one append
     batch = RunMetrics(
         run_id="stream-q1",
         job="stream",
@@ -110,7 +104,7 @@ def test_each_publish_appends_one_row_per_metric_in_one_commit(
         values={"latency_seconds": 2.5, "error_rate": 0.5},
     )
     publish_metrics(spark, config, batch)
-    assert data_commits(config) == ["CREATE TABLE", "WRITE", "WRITE"]
+    assert data_commits(PIPELINE_METRICS.path(config)) == ["CREATE TABLE", "WRITE", "WRITE"]
 
     daily = ("daily-20261126-a1", "daily", "shipment_daily_totals", "test", "2026-11-26", None)
     stream = ("stream-q1", "stream", "shipment_status", "test", None, 42)

@@ -26,7 +26,7 @@ from shipments.stream.report import BatchReporter
 from shipments.stream.sink import StatusBatchSink, StatusTables
 from shipments.stream.stats import BatchStats
 from shipments.stream.watermarks import WatermarkLog
-from tests.helpers.lake import commit_file_infos
+from tests.helpers.lake import data_commits
 from tests.stream_fixtures import event_row as ev
 from tests.stream_fixtures import nov20 as t
 from tests.stream_fixtures import record_batch as batch
@@ -123,13 +123,7 @@ def alert_rows(spark: SparkSession, config: Config) -> list[dict[str, Any]]:
 
 
 def commits(config: Config, spec: Any) -> list[str]:
-    """The commit files of the table of ``spec`` that wrote rows: an append that happens to
-    compact its table (about one in 50, storage.delta.append_rows) adds an OPTIMIZE commit too."""
-    return sorted(
-        p.name
-        for p in (Path(spec.path(config)) / "_delta_log").glob("*.json")
-        if not any(info["operation"] == "OPTIMIZE" for info in commit_file_infos(p))
-    )
+    return data_commits(spec.path(config))
 
 
 def test_a_burst_of_dead_letters_raises_one_alert_that_a_clean_batch_resolves(

@@ -78,11 +78,13 @@ def commit_infos(table: Path | str, operation: str | None = None) -> list[dict[s
     given), oldest first: which engine wrote it (``engineInfo``), its userMetadata."""
     infos = []
     for log in sorted(Path(table, "_delta_log").glob("*.json")):
-        infos += commit_file_infos(log)
+        actions = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        infos += [action["commitInfo"] for action in actions if "commitInfo" in action]
     return [info for info in infos if operation is None or info["operation"] == operation]
 
 
-def commit_file_infos(commit: Path) -> list[dict[str, Any]]:
-    """The commitInfo actions of one commit file of a ``_delta_log`` (one, for Spark and delta-rs)."""
-    actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
-    return [action["commitInfo"] for action in actions if "commitInfo" in action]
+def data_commits(table: Path | str) -> list[str]:
+    """The operations of the commits of the Delta table at ``table``, oldest first, without the
+    compactions (OPTIMIZE: an append to the tables every run writes compacts about one time in 50,
+    storage.delta.append_rows)."""
+    return [info["operation"] for info in commit_infos(table) if info["operation"] != "OPTIMIZE"]
