@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 
 from shipments.batch.ledger import RunRecord, record_run
 from shipments.config import Config, load_config
-from shipments.model.tables import DQ_RESULTS, PIPELINE_METRICS, PIPELINE_RUNS
+from shipments.model.tables import DQ_RESULTS, DQ_RESULTS_SCHEMA, PIPELINE_METRICS, PIPELINE_RUNS, TableSpec
 from shipments.observe.metrics import RunMetrics, write_metrics
 from shipments.ops_config import CheckSpec
 from shipments.quality.results import CheckResult, write_results
@@ -143,3 +143,23 @@ def test_a_compaction_that_fails_is_logged_and_raises_nothing(
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"compaction of {missing} failed, a later append compacts it"
     ]
+
+
+def test_a_lake_of_the_earlier_release_keeps_its_rows_and_compacts_as_due(spark: SparkSession, config: Config) -> None:
+    # dq_results as the release before created it: Delta's auto compaction on. The property stays
+    # (unsetting it is the operator's, README "Tables"); our compaction runs beside it.
+    older = TableSpec(DQ_RESULTS.name, DQ_RESULTS_SCHEMA, properties={"delta.autoOptimize.autoCompact": "true"})
+    delta.ensure_table(spark, config, older)
+    path = DQ_RESULTS.path(config)
+    ids = [f"daily-2026-11-{day:02d}-20261130T060000Z-{n:08x}" for day in range(1, 29) for n in range(40)]
+    quiet = [run_id for run_id in ids if not delta.compaction_due(path, run_id)][:3]
+    due = next(run_id for run_id in ids if delta.compaction_due(path, run_id))
+    check = CheckSpec(name="volume", check="volume", severity="warn")
+    now = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.UTC)
+    for run_id in [*quiet, due]:
+        write_results(spark, config, [CheckResult(check, True, 1.0, 0.0)], job="daily", run_id=run_id, checked_at=now)
+
+    assert [c["operation"] for c in commit_infos(path)] == ["CREATE TABLE"] + ["WRITE"] * 4 + ["OPTIMIZE"]
+    table = spark.read.format("delta").load(path)
+    assert len(table.inputFiles()) == 1
+    assert sorted(r.run_id for r in table.collect()) == sorted([*quiet, due])
