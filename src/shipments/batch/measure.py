@@ -145,6 +145,7 @@ def measure_days(
         .agg(F.count(F.lit(1)).alias("records"), *rule_counts(record_rules, validated, F.col("reason").isNull()))
         .collect()
     )
+    _check_placed(groups)
     live_on_day = on_day & ~F.col("deleted")
     latest = _by_run_date(
         plan.latest.groupBy(RUN_DATE).agg(
@@ -164,7 +165,7 @@ def measure_days(
     )
     dimension_duplicates = plan.customers.filter(F.col("copies") > 1).count()
     published, history = published_now.result(), history_now.result()
-    keys = {f.path: landed_files.file_key(spark, f.path) for f in files}
+    keys = landed_files.file_keys(spark, (f.path for f in files))
 
     measured: dict[dt.date, Measured] = {}
     for run_date in run_dates:
@@ -374,6 +375,17 @@ def _history(
     )
     kept = {row["run_date"]: int(row["kept"]) for row in rows if row["kept"] is not None}
     return {d: {past: kept[past] for past in dates if past in kept} for d, dates in trailing.items()}
+
+
+def _check_placed(groups: Sequence[Row]) -> None:
+    """Every record read has the ingest date of its file (the readers take it from the listing,
+    by file name): a record without one would belong to no run date and be counted by none."""
+    unplaced = sorted({row["source_file"] for row in groups if row["ingest_date"] is None})
+    if unplaced:
+        raise DataQualityError(
+            f"{len(unplaced)} file(s) read but not found in the listing, e.g. {unplaced[0]}: "
+            f"their records would be counted in no run; nothing was written"
+        )
 
 
 def _check_invariants(counts: DailyCounts, overflows: int, run_date: dt.date) -> None:

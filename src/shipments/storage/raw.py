@@ -17,7 +17,7 @@ from shipments.config import join_path
 from shipments.errors import InputError, ShipmentsError
 from shipments.model.layouts import CSV_NO_HEADER, CSV_WITH_HEADER, JSON_LINES, JSON_RECORDS, PARQUET, FileKind, Layout
 from shipments.model.shipments import CUSTOMER_FIELDS, REQUIRED_SHIPMENT_FIELDS
-from shipments.storage import csv_files, fs
+from shipments.storage import csv_files, fs, landed
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,27 @@ def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind
     by a transform). CSV: the kind's columns (by header name, or by position without a header),
     ``_fields`` and ``_corrupt_record``. Parquet: the file's own typed columns. File names are
     read literally, never as glob patterns.
+
+    Text and CSV files are read in one scan, so Spark packs small files into few tasks (a scan
+    per ingest folder made a task per file: a 30-date backfill pass of small folders ran 62
+    tasks for every job over its records); each file's ingest date comes from the listing,
+    joined on the file's name. Parquet is read per ingest folder: one read takes one file's
+    schema, and a table's columns change over time.
     """
-    frames = []
-    for ingest_date, group in itertools.groupby(sorted(files, key=lambda f: f.ingest_date), lambda f: f.ingest_date):
-        paths = [f.path for f in group]
-        frames.append(_read_format(spark, paths, kind).withColumn("ingest_date", F.lit(ingest_date)))
-    return functools.reduce(DataFrame.unionByName, frames)
+    if kind.format == PARQUET:
+        by_date = itertools.groupby(sorted(files, key=lambda f: f.ingest_date), lambda f: f.ingest_date)
+        frames = [
+            _read_format(spark, [f.path for f in group], kind).withColumn("ingest_date", F.lit(ingest_date))
+            for ingest_date, group in by_date
+        ]
+        return functools.reduce(DataFrame.unionByName, frames)
+    keys = landed.file_keys(spark, (f.path for f in files))
+    folders = spark.createDataFrame(
+        [(keys[f.path], f.ingest_date) for f in files], "source_file string, ingest_date date"
+    )
+    # Left: a record whose file the listing does not name keeps a null ingest_date, which the
+    # measurement refuses (never a record silently left out).
+    return _read_format(spark, [f.path for f in files], kind).join(F.broadcast(folders), "source_file", "left")
 
 
 def _read_format(spark: SparkSession, paths: list[str], kind: FileKind) -> DataFrame:
