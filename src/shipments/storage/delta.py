@@ -116,8 +116,16 @@ def replace_partitions(frame: DataFrame, path: str, column: str, values: Sequenc
 
 
 def _replace_where(frame: DataFrame, path: str, column: str, values: Sequence[dt.date], *, note: str) -> None:
+    """Write ``frame`` over the partitions ``column`` in ``values``, its rows first rebalanced by
+    ``column``: each partition's rows go to few tasks (adaptive execution splits a large one and
+    packs small ones), so a partition gets one file, not one per task of ``frame``. Without it a
+    30-date backfill pass wrote a file per task and date (4 x 30), and took 1.7 s longer at
+    1,000 shipments a day (bench/README.md)."""
+    rebalanced = frame.sparkSession.sql(
+        "SELECT /*+ REBALANCE({column}) */ * FROM {frame}", frame=frame, column=F.col(column)
+    )
     (
-        frame.write.format("delta")
+        rebalanced.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", partition_predicate(column, values))
         .option("userMetadata", note)

@@ -1,0 +1,116 @@
+"""Reading landed files for a run or a backfill pass: every record keeps the ingest date of the
+folder it landed in, small files are read in few tasks, and a replaced partition gets one file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import types
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from shipments.batch.daily import DailyRequest, run_daily
+from shipments.batch.plan import raw_layout, read_shipment_records
+from shipments.config import Config
+from shipments.errors import DataQualityError
+from shipments.storage import delta, fs
+from shipments.storage import raw as raw_files
+from tests.helpers.lake import data_commits, land, shipment_line
+
+DAY = dt.date(2026, 11, 2)
+# Names as people and tools make them: blanks, brackets (glob characters), a percent sign, a
+# hash, an accent; the same name in two folders.
+ODD_NAMES = ("export [copy] 100% #1 é.jsonl", "part 0001 (2).jsonl", "{a,b}*.json")
+
+
+def _listing(spark: SparkSession, config: Config, dates: list[dt.date]) -> list[raw_files.RawFile]:
+    return raw_files.list_raw_files(spark, config.raw, dates, raw_layout(config), required=None, checksums=False).files
+
+
+def test_every_record_has_the_ingest_date_of_its_folder_whatever_the_file_name(
+    spark: SparkSession, config: Config, raw: Path
+) -> None:
+    dates = [DAY - dt.timedelta(days=1), DAY, DAY + dt.timedelta(days=1)]
+    landed: Counter[tuple[str, dt.date]] = Counter()
+    for position, ingest in enumerate(dates):
+        for size, name in enumerate(ODD_NAMES, start=position + 1):
+            land(raw, ingest, name, [shipment_line(f"S-{ingest}-{name}-{i}") for i in range(size)])
+            landed[name, ingest] = size
+
+    records = read_shipment_records(spark, config, _listing(spark, config, dates))
+
+    rows = records.groupBy("source_file", "ingest_date").count().collect()
+    read = Counter({(fs.file_name(r["source_file"]), r["ingest_date"]): r["count"] for r in rows})
+    assert read == landed
+    # ... and each record is the one landed in that folder.
+    ids = records.select("shipment_id", "ingest_date").collect()
+    assert all(r.shipment_id.startswith(f"S-{r.ingest_date}-") for r in ids)
+    assert len(ids) == sum(landed.values())
+
+
+def test_the_small_files_of_a_pass_are_read_in_few_tasks_and_none_is_lost(
+    spark: SparkSession, config: Config, raw: Path
+) -> None:
+    """A scan per folder made a task per file: 60 tasks for every job over a 30-date pass."""
+    dates = [DAY + dt.timedelta(days=i) for i in range(30)]
+    for ingest in dates:
+        for part in range(2):
+            land(raw, ingest, f"part-{part}.jsonl", [shipment_line(f"S-{ingest}-{part}-{i}") for i in range(3)])
+    files = _listing(spark, config, dates)
+    assert len(files) == 60
+
+    records = read_shipment_records(spark, config, files)
+
+    assert records.rdd.getNumPartitions() <= spark.sparkContext.defaultParallelism
+    per_date = {r["ingest_date"]: r["count"] for r in records.groupBy("ingest_date").count().collect()}
+    assert per_date == dict.fromkeys(dates, 6)
+
+
+def test_a_record_whose_file_the_listing_does_not_name_fails_the_run_before_any_write(
+    spark: SparkSession, config: Config, raw: Path, lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readers join each record to its file's listing by name: a name that matched nothing
+    (a path spelt another way) would leave its records in no run's counts."""
+    land(raw, DAY, "part-0.jsonl", [shipment_line("S1"), shipment_line("S2")])
+    (raw / "customers").mkdir()
+    (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
+    elsewhere = types.SimpleNamespace(file_keys=lambda _, paths: {path: f"elsewhere:{path}" for path in paths})
+    monkeypatch.setattr(raw_files, "landed", elsewhere)
+
+    with pytest.raises(
+        DataQualityError, match=r"1 file\(s\) read but not found in the listing, e\.g\. .*part-0\.jsonl"
+    ):
+        run_daily(spark, config, DailyRequest(DAY))
+
+    for table in ("shipment_daily_totals", "shipment_quarantine"):
+        assert "WRITE" not in data_commits(lake / table), table
+    (run,) = spark.read.format("delta").load(str(lake / "pipeline_runs")).collect()
+    assert run.status == "FAILED" and "not found in the listing" in run.error
+
+
+def test_replacing_partitions_writes_one_file_per_partition_whatever_the_tasks(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """A frame of 8 tasks over 3 dates gave up to 24 files; rebalanced by the partition column,
+    each date gets one. The date not replaced keeps its file and rows."""
+    table = str(tmp_path / "table")
+    dates = [DAY + dt.timedelta(days=i) for i in range(4)]
+    rows = spark.range(0, 800, numPartitions=8).select(
+        F.col("id"), F.date_add(F.lit(DAY), (F.col("id") % 4).cast("int")).alias("ship_date")
+    )
+    rows.write.format("delta").partitionBy("ship_date").save(table)
+    replacement = rows.filter(F.col("ship_date") != F.lit(dates[3])).withColumn("id", F.col("id") + 1_000)
+    assert replacement.rdd.getNumPartitions() == 8
+
+    delta.replace_partitions(replacement, table, "ship_date", dates[:3], run_id="run-1")
+
+    log = Path(table, "_delta_log", f"{1:020d}.json").read_text().splitlines()
+    added = Counter(json.loads(a)["add"]["partitionValues"]["ship_date"] for a in log if '"add"' in a)
+    assert added == {d.isoformat(): 1 for d in dates[:3]}
+    got = sorted((r.id, r.ship_date) for r in spark.read.format("delta").load(table).collect())
+    kept = [(i, DAY + dt.timedelta(days=i % 4)) for i in range(800) if i % 4 == 3]
+    assert got == sorted(kept + [(i + 1_000, DAY + dt.timedelta(days=i % 4)) for i in range(800) if i % 4 != 3])
