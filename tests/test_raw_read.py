@@ -3,6 +3,7 @@ folder it landed in, small files are read in few tasks, and a replaced partition
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import types
@@ -70,20 +71,30 @@ def test_the_small_files_of_a_pass_are_read_in_few_tasks_and_none_is_lost(
     assert per_date == dict.fromkeys(dates, 6)
 
 
+FIREHOSE_NAME = "shipments-stream-1-2026-11-02-07-00-00-0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "firehose"])
 def test_a_record_whose_file_the_listing_does_not_name_fails_the_run_before_any_write(
-    spark: SparkSession, config: Config, raw: Path, lake: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, config: Config, raw: Path, lake: Path, monkeypatch: pytest.MonkeyPatch, layout: str
 ) -> None:
     """The readers join each record to its file's listing by name: a name that matched nothing
-    (a path spelt another way) would leave its records in no run's counts."""
-    land(raw, DAY, "part-0.jsonl", [shipment_line("S1"), shipment_line("S2")])
+    (a path spelt another way) would leave its records in no run's counts. For Firehose objects
+    nothing else would notice: their records have no count apart from the parse."""
+    records = [shipment_line("S1"), shipment_line("S2")]
+    if layout == "firehose":
+        hour = raw / "shipments" / "2026" / "11" / "02" / "07"
+        hour.mkdir(parents=True)
+        (hour / FIREHOSE_NAME).write_text("".join(records))
+        config = dataclasses.replace(config, daily=dataclasses.replace(config.daily, layout="firehose"))
+    else:
+        land(raw, DAY, "part-0.jsonl", records)
     (raw / "customers").mkdir()
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
     elsewhere = types.SimpleNamespace(file_keys=lambda _, paths: {path: f"elsewhere:{path}" for path in paths})
     monkeypatch.setattr(raw_files, "landed", elsewhere)
 
-    with pytest.raises(
-        DataQualityError, match=r"1 file\(s\) read but not found in the listing, e\.g\. .*part-0\.jsonl"
-    ):
+    with pytest.raises(DataQualityError, match=r"^1 file\(s\) read but not found in the listing, e\.g\. file:/"):
         run_daily(spark, config, DailyRequest(DAY))
 
     for table in ("shipment_daily_totals", "shipment_quarantine"):
@@ -114,3 +125,19 @@ def test_replacing_partitions_writes_one_file_per_partition_whatever_the_tasks(
     got = sorted((r.id, r.ship_date) for r in spark.read.format("delta").load(table).collect())
     kept = [(i, DAY + dt.timedelta(days=i % 4)) for i in range(800) if i % 4 == 3]
     assert got == sorted(kept + [(i + 1_000, DAY + dt.timedelta(days=i % 4)) for i in range(800) if i % 4 != 3])
+
+
+def test_replacing_partitions_leaves_a_cached_frame_cached(spark: SparkSession, tmp_path: Path) -> None:
+    """The rebalance reads the frame through a temporary view, which PySpark drops after the
+    query; dropping a view of a cached plan would uncache it."""
+    table = str(tmp_path / "table")
+    rows = spark.range(0, 40).select(F.col("id"), F.lit(DAY).alias("ship_date")).persist()
+    rows.count()
+    cache = spark._jsparkSession.sharedState().cacheManager()
+    assert cache.lookupCachedData(rows._jdf).isDefined()
+
+    delta.replace_partitions(rows, table, "ship_date", [DAY], run_id="run-1")
+
+    assert cache.lookupCachedData(rows._jdf).isDefined()
+    assert spark.read.format("delta").load(table).count() == 40
+    rows.unpersist()

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession
@@ -119,8 +119,9 @@ def measure_days(
     a backfill pass of many, grouped by run date.
 
     Raises:
-        DataQualityError: the parse lost or gained records, the counts of a date do not conserve
-            records, or a total overflowed.
+        DataQualityError: the parse lost or gained records, a record has no ingest date (its
+            file not in the listing), the counts of a date do not conserve records, or a total
+            overflowed.
         ConfigError: a row rule names a column its table does not have.
     """
     if plan.totals is None or plan.customers is None:
@@ -145,7 +146,7 @@ def measure_days(
         .agg(F.count(F.lit(1)).alias("records"), *rule_counts(record_rules, validated, F.col("reason").isNull()))
         .collect()
     )
-    _check_placed(groups)
+    check_placed(row["source_file"] for row in groups if row["ingest_date"] is None)
     live_on_day = on_day & ~F.col("deleted")
     latest = _by_run_date(
         plan.latest.groupBy(RUN_DATE).agg(
@@ -377,13 +378,18 @@ def _history(
     return {d: {past: kept[past] for past in dates if past in kept} for d, dates in trailing.items()}
 
 
-def _check_placed(groups: Sequence[Row]) -> None:
-    """Every record read has the ingest date of its file (the readers take it from the listing,
-    by file name): a record without one would belong to no run date and be counted by none."""
-    unplaced = sorted({row["source_file"] for row in groups if row["ingest_date"] is None})
-    if unplaced:
+def check_placed(unplaced: Iterable[str | None]) -> None:
+    """Refuse records read without the ingest date of their file (the readers take it from the
+    listing, by file name): such a record would belong to no run date and be counted by none.
+    ``unplaced``: the files of such records (None entries are ignored).
+
+    Raises:
+        DataQualityError: naming one of the files.
+    """
+    files = sorted({path for path in unplaced if path is not None})
+    if files:
         raise DataQualityError(
-            f"{len(unplaced)} file(s) read but not found in the listing, e.g. {unplaced[0]}: "
+            f"{len(files)} file(s) read but not found in the listing, e.g. {files[0]}: "
             f"their records would be counted in no run; nothing was written"
         )
 

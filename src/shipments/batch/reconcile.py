@@ -18,13 +18,14 @@ import dataclasses
 import datetime as dt
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shipments.batch.ledger import SUCCEEDED, RunRecord, recorded_runs
-from shipments.batch.measure import latest_stage_counts, totals_stage_counts
+from shipments.batch.measure import check_placed, latest_stage_counts, totals_stage_counts
 from shipments.batch.plan import DailyPlan, daily_plan, ingest_dates, raw_layout
 from shipments.config import Config
 from shipments.errors import EXIT_DISAGREE, EXIT_OK, InputError
@@ -468,7 +469,12 @@ def _recount(plan: DailyPlan, run_date: dt.date) -> Stages:
     definitions as ``batch.measure``): one aggregation per cached frame."""
     if plan.totals is None:
         raise ValueError("the daily plan was built without customers")
-    by_reason = {row["reason"]: int(row["count"]) for row in plan.validated.groupBy("reason").count().collect()}
+    unplaced = F.when(F.col("ingest_date").isNull(), F.col("source_file")).alias("unplaced")
+    groups = plan.validated.groupBy("reason", unplaced).count().collect()
+    check_placed(row["unplaced"] for row in groups)
+    by_reason: Counter[str | None] = Counter()
+    for row in groups:
+        by_reason[row["reason"]] += int(row["count"])
     read = sum(by_reason.values())
     reasons = {reason: count for reason, count in by_reason.items() if reason is not None}
     latest = plan.latest.agg(*latest_stage_counts(F.lit(run_date))).collect()[0]

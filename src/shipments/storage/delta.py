@@ -117,12 +117,15 @@ def replace_partitions(frame: DataFrame, path: str, column: str, values: Sequenc
 
 def _replace_where(frame: DataFrame, path: str, column: str, values: Sequence[dt.date], *, note: str) -> None:
     """Write ``frame`` over the partitions ``column`` in ``values``, its rows first rebalanced by
-    ``column``: each partition's rows go to few tasks (adaptive execution splits a large one and
-    packs small ones), so a partition gets one file, not one per task of ``frame``. Without it a
-    30-date backfill pass wrote a file per task and date (4 x 30), and took 1.7 s longer at
-    1,000 shipments a day (bench/README.md)."""
+    ``column``: each partition's rows go to few tasks (adaptive execution packs small partitions
+    and splits a large one), so a partition gets one file, not one per task of ``frame``. Without
+    it a 30-date backfill pass wrote a file per task and date (4 x 30) and took 1.7 s longer at
+    1,000 shipments a day (bench/README.md, "Backfill: one scan, one file per partition")."""
+    # The hint goes through SQL (PySpark's hint() takes no column). The query reads a projection
+    # of ``frame``: dropping the temporary view PySpark makes for it would uncache ``frame``
+    # itself if it were cached.
     rebalanced = frame.sparkSession.sql(
-        "SELECT /*+ REBALANCE({column}) */ * FROM {frame}", frame=frame, column=F.col(column)
+        "SELECT /*+ REBALANCE({column}) */ * FROM {frame}", frame=frame.select("*"), column=F.col(column)
     )
     (
         rebalanced.write.format("delta")

@@ -131,10 +131,12 @@ def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind
 
     Text and CSV files are read in one scan, so Spark packs small files into few tasks (a scan
     per ingest folder made a task per file: a 30-date backfill pass of small folders ran 62
-    tasks for every job over its records); each file's ingest date comes from the listing,
-    joined on the file's name. Parquet is read per ingest folder: one read takes one file's
-    schema, and a table's columns change over time.
+    tasks for every job over its records). Each record's ``ingest_date`` is its file's in the
+    listing, joined on the file's name (``landed.file_keys``); a record of a file the listing
+    does not name would get none, and the measurement refuses it (``measure.check_placed``).
+    Parquet is read per ingest folder, as before: a Parquet read takes its schema from one file.
     """
+    files = list({f.path: f for f in files}.values())  # a path twice would join its records twice
     if kind.format == PARQUET:
         by_date = itertools.groupby(sorted(files, key=lambda f: f.ingest_date), lambda f: f.ingest_date)
         frames = [
@@ -146,8 +148,6 @@ def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind
     folders = spark.createDataFrame(
         [(keys[f.path], f.ingest_date) for f in files], "source_file string, ingest_date date"
     )
-    # Left: a record whose file the listing does not name keeps a null ingest_date, which the
-    # measurement refuses (never a record silently left out).
     return _read_format(spark, [f.path for f in files], kind).join(F.broadcast(folders), "source_file", "left")
 
 
