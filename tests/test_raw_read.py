@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from shipments.batch.daily import DailyRequest, run_daily
 from shipments.batch.plan import raw_layout, read_shipment_records
+from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.config import Config
 from shipments.errors import DataQualityError
 from shipments.storage import delta, fs
@@ -24,7 +25,7 @@ from tests.helpers.lake import data_commits, land, shipment_line
 
 DAY = dt.date(2026, 11, 2)
 # Names as people and tools make them: blanks, brackets (glob characters), a percent sign, a
-# hash, an accent; the same name in two folders.
+# hash, an accent; each name in all three folders.
 ODD_NAMES = ("export [copy] 100% #1 é.jsonl", "part 0001 (2).jsonl", "{a,b}*.json")
 
 
@@ -56,7 +57,7 @@ def test_every_record_has_the_ingest_date_of_its_folder_whatever_the_file_name(
 def test_the_small_files_of_a_pass_are_read_in_few_tasks_and_none_is_lost(
     spark: SparkSession, config: Config, raw: Path
 ) -> None:
-    """A scan per folder made a task per file: 60 tasks for every job over a 30-date pass."""
+    """A scan per folder made a task per file: here 60 tasks for every job over the pass's records."""
     dates = [DAY + dt.timedelta(days=i) for i in range(30)]
     for ingest in dates:
         for part in range(2):
@@ -72,15 +73,13 @@ def test_the_small_files_of_a_pass_are_read_in_few_tasks_and_none_is_lost(
 
 
 FIREHOSE_NAME = "shipments-stream-1-2026-11-02-07-00-00-0f8fad5b-d9cb-469f-a165-70867728950e"
+# File keys that match no name Spark gives a file: a path spelt another way.
+ELSEWHERE = types.SimpleNamespace(file_keys=lambda _, paths: {path: f"elsewhere:{path}" for path in paths})
+UNPLACED = r"^1 file\(s\) read but not found in the listing, e\.g\. file:/"
 
 
-@pytest.mark.parametrize("layout", ["jsonl", "firehose"])
-def test_a_record_whose_file_the_listing_does_not_name_fails_the_run_before_any_write(
-    spark: SparkSession, config: Config, raw: Path, lake: Path, monkeypatch: pytest.MonkeyPatch, layout: str
-) -> None:
-    """The readers join each record to its file's listing by name: a name that matched nothing
-    (a path spelt another way) would leave its records in no run's counts. For Firehose objects
-    nothing else would notice: their records have no count apart from the parse."""
+def _land_two_records(raw: Path, config: Config, layout: str) -> Config:
+    """Two shipments of D in one file of ``layout`` (jsonl or firehose), and a dimension."""
     records = [shipment_line("S1"), shipment_line("S2")]
     if layout == "firehose":
         hour = raw / "shipments" / "2026" / "11" / "02" / "07"
@@ -91,16 +90,37 @@ def test_a_record_whose_file_the_listing_does_not_name_fails_the_run_before_any_
         land(raw, DAY, "part-0.jsonl", records)
     (raw / "customers").mkdir()
     (raw / "customers" / "customers.csv").write_text("customer_id,customer_name,segment,region\nC1,Acme,SMB,EU\n")
-    elsewhere = types.SimpleNamespace(file_keys=lambda _, paths: {path: f"elsewhere:{path}" for path in paths})
-    monkeypatch.setattr(raw_files, "landed", elsewhere)
+    return config
 
-    with pytest.raises(DataQualityError, match=r"^1 file\(s\) read but not found in the listing, e\.g\. file:/"):
+
+@pytest.mark.parametrize("layout", ["jsonl", "firehose"])
+def test_a_record_whose_file_the_listing_does_not_name_fails_the_run_before_any_write(
+    spark: SparkSession, config: Config, raw: Path, lake: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    """The readers join each record to its file's listing by name: a name that matched nothing
+    (a path spelt another way) would leave its records in no run's counts. For Firehose objects
+    nothing else would notice: their records have no count apart from the parse."""
+    config = _land_two_records(raw, config, layout)
+    monkeypatch.setattr(raw_files, "landed", ELSEWHERE)
+
+    with pytest.raises(DataQualityError, match=UNPLACED):
         run_daily(spark, config, DailyRequest(DAY))
 
     for table in ("shipment_daily_totals", "shipment_quarantine"):
         assert "WRITE" not in data_commits(lake / table), table
     (run,) = spark.read.format("delta").load(str(lake / "pipeline_runs")).collect()
     assert run.status == "FAILED" and "not found in the listing" in run.error
+
+
+def test_reconcile_refuses_a_record_whose_file_the_listing_does_not_name(
+    spark: SparkSession, config: Config, raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconcile recounts a run from the same plan: it must not count such records as read."""
+    config = _land_two_records(raw, config, "jsonl")
+    monkeypatch.setattr(raw_files, "landed", ELSEWHERE)
+
+    with pytest.raises(DataQualityError, match=UNPLACED):
+        run_reconcile(spark, config, ReconcileRequest(DAY))
 
 
 def test_replacing_partitions_writes_one_file_per_partition_whatever_the_tasks(

@@ -129,12 +129,13 @@ def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind
     ``_fields`` and ``_corrupt_record``. Parquet: the file's own typed columns. File names are
     read literally, never as glob patterns.
 
-    Text and CSV files are read in one scan, so Spark packs small files into few tasks (a scan
-    per ingest folder made a task per file: a 30-date backfill pass of small folders ran 62
-    tasks for every job over its records). Each record's ``ingest_date`` is its file's in the
-    listing, joined on the file's name (``landed.file_keys``); a record of a file the listing
-    does not name would get none, and the measurement refuses it (``measure.check_placed``).
-    Parquet is read per ingest folder, as before: a Parquet read takes its schema from one file.
+    Text and CSV files are read in one scan (CSV with a header: one per distinct header), so
+    Spark packs small files into few tasks (a scan per ingest folder made a task per file: a
+    30-date backfill pass of small folders ran 62 tasks for every job over its records). Each
+    record's ``ingest_date`` is its file's in the listing, joined on the file's name
+    (``landed.file_keys``); a record of a file the listing does not name would get none, and
+    the measurement refuses it (``measure.check_placed``). Parquet is read per ingest folder,
+    as before: a Parquet read takes its schema from one file.
     """
     files = list({f.path: f for f in files}.values())  # a path twice would join its records twice
     if kind.format == PARQUET:
