@@ -12,14 +12,18 @@ from collections.abc import Iterable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from shipments.config import join_path
 from shipments.errors import InputError, ShipmentsError
 from shipments.model.layouts import CSV_NO_HEADER, CSV_WITH_HEADER, JSON_LINES, JSON_RECORDS, PARQUET, FileKind, Layout
 from shipments.model.shipments import CUSTOMER_FIELDS, REQUIRED_SHIPMENT_FIELDS
-from shipments.storage import csv_files, fs, landed
+from shipments.storage import csv_files, driver_rows, fs, landed
 
 log = logging.getLogger(__name__)
+
+# Each data file's ingest date, by the name Spark reads it under (``landed.file_keys``).
+_FILE_DATES = T.StructType([T.StructField("source_file", T.StringType()), T.StructField("ingest_date", T.DateType())])
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -146,9 +150,7 @@ def read_raw_files(spark: SparkSession, files: Sequence[RawFile], kind: FileKind
         ]
         return functools.reduce(DataFrame.unionByName, frames)
     keys = landed.file_keys(spark, (f.path for f in files))
-    folders = spark.createDataFrame(
-        [(keys[f.path], f.ingest_date) for f in files], "source_file string, ingest_date date"
-    )
+    folders = driver_rows.to_frame(spark, [(keys[f.path], f.ingest_date) for f in files], _FILE_DATES)
     return _read_format(spark, [f.path for f in files], kind).join(F.broadcast(folders), "source_file", "left")
 
 
