@@ -3,8 +3,10 @@ folder it landed in, small files are read in few tasks, and a replaced partition
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import types
 from collections import Counter
@@ -52,6 +54,78 @@ def test_every_record_has_the_ingest_date_of_its_folder_whatever_the_file_name(
     ids = records.select("shipment_id", "ingest_date").collect()
     assert all(r.shipment_id.startswith(f"S-{r.ingest_date}-") for r in ids)
     assert len(ids) == sum(landed.values())
+
+
+def _csv(header: list[str], rows: list[dict[str, str]]) -> bytes:
+    """RFC 4180 as Excel and pandas write it: CRLF, fields quoted only when they must be."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows([header, *[[row.get(h, "") for h in header] for row in rows]])
+    return buffer.getvalue().encode("utf-8")
+
+
+def test_csv_files_with_headers_in_other_orders_keep_the_ingest_date_of_their_folder(
+    spark: SparkSession, config: Config, raw: Path
+) -> None:
+    """Files with a header share a scan per distinct header, across folders: each folder's file
+    of one header is read with another folder's file of the other header. pandas writes its
+    index as a first column with a blank name; a quoted field holds a comma, a quote and a line
+    break."""
+    config = dataclasses.replace(config, daily=dataclasses.replace(config.daily, raw_format="csv"))
+    excel = [
+        "shipment_id",
+        "customer_id",
+        "created_at",
+        "updated_at",
+        "status",
+        "origin_region",
+        "destination_region",
+        "weight_kg",
+        "charge_usd",
+    ]
+    pandas = [
+        "",
+        "updated_at",
+        "charge_usd",
+        "shipment_id",
+        "origin_region",
+        "customer_id",
+        "created_at",
+        "weight_kg",
+        "status",
+        "destination_region",
+    ]
+    dates = [DAY - dt.timedelta(days=1), DAY, DAY + dt.timedelta(days=1)]
+    tricky = 'EU, "north"\nzone'  # Spark's CSV reader gives a CRLF inside quotes as LF: a line break here
+    for position, ingest in enumerate(dates):
+        folder = raw / "shipments" / f"ingest_date={ingest.isoformat()}"
+        folder.mkdir(parents=True)
+        for name, header, size in (("Export (1) [Excel].csv", excel, position + 1), ("pandas export.csv", pandas, 2)):
+            rows = [
+                {
+                    "": str(i),
+                    "shipment_id": f"S-{ingest}-{name}-{i}",
+                    "customer_id": "C1",
+                    "created_at": "2026-11-02T08:00:00Z",
+                    "updated_at": "2026-11-02T08:00:00Z",
+                    "status": "CREATED",
+                    "origin_region": tricky,
+                    "destination_region": "NA",
+                    "weight_kg": "1.5",
+                    "charge_usd": "10.00",
+                }
+                for i in range(size)
+            ]
+            (folder / name).write_bytes(_csv(header, rows))
+
+    records = read_shipment_records(spark, config, _listing(spark, config, dates))
+
+    got = sorted((r.shipment_id, r.ingest_date, r.origin_region) for r in records.collect())
+    assert got == sorted(
+        (f"S-{ingest}-{name}-{i}", ingest, tricky)
+        for position, ingest in enumerate(dates)
+        for name, size in (("Export (1) [Excel].csv", position + 1), ("pandas export.csv", 2))
+        for i in range(size)
+    )
 
 
 def test_the_small_files_of_a_pass_are_read_in_few_tasks_and_none_is_lost(
