@@ -21,6 +21,7 @@ from shipments.batch.plan import raw_layout, read_shipment_records
 from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.config import Config
 from shipments.errors import DataQualityError
+from shipments.model.fields import RAW_SHIPMENT_FIELDS
 from shipments.storage import delta, fs
 from shipments.storage import raw as raw_files
 from tests.helpers.lake import data_commits, land, shipment_line
@@ -71,17 +72,7 @@ def test_csv_files_with_headers_in_other_orders_keep_the_ingest_date_of_their_fo
     index as a first column with a blank name; a quoted field holds a comma, a quote and a line
     break."""
     config = dataclasses.replace(config, daily=dataclasses.replace(config.daily, raw_format="csv"))
-    excel = [
-        "shipment_id",
-        "customer_id",
-        "created_at",
-        "updated_at",
-        "status",
-        "origin_region",
-        "destination_region",
-        "weight_kg",
-        "charge_usd",
-    ]
+    excel = list(RAW_SHIPMENT_FIELDS)  # the contract's order
     pandas = [
         "",
         "updated_at",
