@@ -30,9 +30,10 @@ from pyspark.sql import functions as F
 
 from shipments.batch import backfill as backfill_module
 from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, DayOutcome, run_backfill
-from shipments.batch.daily import DailyRequest, run_daily
+from shipments.batch.daily import DailyRequest, daily_inputs, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED
 from shipments.batch.passes import PassDay, pass_days
+from shipments.batch.plan import daily_plan
 from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.batch.resume import RUN, DayPlan, plan_backfill
 from shipments.batch.retry import is_commit_conflict, run_with_retry
@@ -532,3 +533,25 @@ def test_changed_input_reruns_only_the_dates_that_read_it(
     customer = {r[1]: r for r in after["totals"] if r[0] == day}["C0001"]
     reference = {r[1]: r for r in sequential["totals"] if r[0] == day}.get("C0001")
     assert customer[5] == (reference[5] if reference else 0) + 1
+
+
+@pytest.mark.parametrize("dates", [DAYS[2:3], DAYS], ids=["one date", "a pass"])
+def test_the_latest_versions_cost_one_shuffle_of_the_rows_read(
+    spark: SparkSession, raw: Path, dates: list[dt.date]
+) -> None:
+    """The rows are shuffled once, by shipment, before they are copied to their run dates (a
+    pass first keeps each folder's latest version): no second shuffle of the copies. Their
+    contents are what the isolated runs give (the pass tests above)."""
+    config = _config(raw, raw.parent / "lake-unused")
+    files = sorted({f.path: f for day in dates for f in daily_inputs(spark, config, day)[0].files}.values())
+    with daily_plan(spark, config, files, run_dates=dates) as plan:
+        latest = plan.latest.count()
+        executed = plan.latest._jdf.queryExecution().executedPlan().toString()
+    # The plan between the cache of the latest versions and the cache of the validated rows
+    # (a tree printed parent first): one exchange, below the copy to run dates.
+    cached = executed.split("InMemoryRelation", 2)[1]
+    assert cached.count("Exchange") == 1, cached
+    assert cached.index("Generate explode") < cached.index("Exchange hashpartitioning(shipment_id"), cached
+    # A pass keeps each folder's latest version per shipment before the copy; one date copies none.
+    assert ("SortAggregate(key=[ingest_date" in cached) == (len(dates) > 1), cached
+    assert latest > 0

@@ -148,6 +148,14 @@ def daily_plan(
         valid = validated.transform(to_valid_shipments)
         by: tuple[str, ...] = ()
         if run_dates is not None:
+            # One shuffle, by shipment, before the rows are copied to their run dates: the
+            # latest per (run date, shipment) then groups in the task that made the copies. A
+            # folder serves up to lookbehind + lookback + 1 dates of a pass: each folder's
+            # latest version per shipment is kept first, and only it is copied (bench/README.md,
+            # "Backfill: the latest versions of a pass").
+            valid = valid.repartition("shipment_id")
+            if len(run_dates) > 1:
+                valid = to_latest_versions(valid, ("ingest_date",))
             valid, by = for_run_dates(valid, config, run_dates), (RUN_DATE,)
         latest = keep(to_latest_versions(valid, by))
         dimension = totals = None

@@ -38,13 +38,15 @@ def to_latest_versions(shipments: DataFrame, by: Sequence[str] = ()) -> DataFram
     (``deleted`` true): ``filter_live`` leaves it out of the totals.
 
     A grouped ``max`` of a struct (rather than a window) lets Spark combine map-side, so exact
-    re-sends never cross the shuffle.
+    re-sends never cross the shuffle. It is associative: the latest of the parts' latest
+    versions (``by`` ``ingest_date``: each folder's) is the latest of the whole.
     """
     latest = F.max(F.struct(*_VERSION_FIELDS)).alias("latest")
+    keys = [name for name in by if name not in _VERSION_FIELDS]  # ``ingest_date`` is a field too
     return (
         shipments.groupBy(*by, "shipment_id")
         .agg(latest)
-        .select(*by, "shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS])
+        .select(*keys, "shipment_id", *[F.col(f"latest.{name}").alias(name) for name in _VERSION_FIELDS])
     )
 
 
