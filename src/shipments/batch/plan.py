@@ -152,7 +152,9 @@ def daily_plan(
             # latest per (run date, shipment) then groups in the task that made the copies. A
             # folder serves up to lookbehind + lookback + 1 dates of a pass: each folder's
             # latest version per shipment is kept first, and only it is copied (bench/README.md,
-            # "Backfill: the latest versions of a pass").
+            # "Backfill: the latest versions of a pass"). The shuffle comes before any partial
+            # aggregate, so exact re-sends are no longer combined before it: measured on generated
+            # data (9% of valid rows repeat a folder and shipment), not on a re-send-heavy feed.
             valid = valid.repartition("shipment_id")
             if len(run_dates) > 1:
                 valid = to_latest_versions(valid, ("ingest_date",))
