@@ -8,12 +8,11 @@ ones, set in the environment only (never in a file); ``AWS_ENDPOINT_URL`` sends 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,31 +83,6 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subpr
 def run_python(script: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``python -c SCRIPT`` in a fresh process (its own JVM when it starts Spark), output captured."""
     return _run_python(["-c", script], env, timeout)
-
-
-@contextlib.contextmanager
-def python_alongside(
-    script: str, env: dict[str, str], logs: Path, timeout: float = 600
-) -> Iterator[Callable[[], subprocess.CompletedProcess[str]]]:
-    """``python -c SCRIPT`` in a fresh process that runs while the block does (its output in
-    ``logs``); the block's ``finish()`` waits for it and gives its outcome. A process still
-    running when the block ends (it raised, or never finished) is stopped by its pid."""
-    out, err = logs / "alongside.out", logs / "alongside.err"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-c", script], env={**os.environ, **env}, cwd=ROOT, stdout=stdout, stderr=stderr
-        )
-
-        def finish() -> subprocess.CompletedProcess[str]:
-            process.wait(timeout=timeout)
-            return subprocess.CompletedProcess(process.args, process.returncode, out.read_text(), err.read_text())
-
-        try:
-            yield finish
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 def _run_python(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 
 from shipments.cli import main
 from shipments.devtools.generate import generate_raw_zone
-from tests.cloud_fixtures import ROOT, Moto, moto_fixture, python_alongside  # noqa: F401
+from tests.cloud_fixtures import ROOT, Moto, moto_fixture, run_python  # noqa: F401
 from tests.helpers.lake import commit_infos
 from tests.stream_fixtures import utc
 
@@ -94,13 +94,12 @@ def lakes(spark: SparkSession, moto: Moto, tmp_path_factory: pytest.TempPathFact
         "    code = main(args)\n"
         "    if code: sys.exit(f'{args[0]} exited {code}')\n"
     )
-    # The local-disk twin runs in this process meanwhile (the other waits on moto's replies).
-    local_lake = root / "local-lake"
-    with python_alongside(script, moto.env, root) as finish:
-        for args in _commands(str(raw), str(local_lake), str(root / "local-checkpoint")):
-            assert main(args) == 0, args[0]
-        done = finish()
+    done = run_python(script, moto.env)
     assert done.returncode == 0, f"the runs through s3a failed: {done.stderr[-3000:]}"
+
+    local_lake = root / "local-lake"
+    for args in _commands(str(raw), str(local_lake), str(root / "local-checkpoint")):
+        assert main(args) == 0, args[0]
 
     s3_lake = root / "s3-lake"
     assert _download(s3, LAKE_BUCKET, "lake", s3_lake) > 10
