@@ -33,7 +33,7 @@ from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, D
 from shipments.batch.daily import DailyRequest, daily_inputs, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED
 from shipments.batch.passes import PassDay, pass_days
-from shipments.batch.plan import daily_plan
+from shipments.batch.plan import RUN_DATE, daily_plan, for_run_dates
 from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.batch.resume import RUN, DayPlan, plan_backfill
 from shipments.batch.retry import is_commit_conflict, run_with_retry
@@ -44,6 +44,8 @@ from shipments.devtools.generate import generate_raw_zone
 from shipments.errors import ConfigError
 from shipments.model.tables import PIPELINE_RUNS_SCHEMA
 from shipments.storage.raw import RawFile, RawListing
+from shipments.transforms.dedup import to_latest_versions
+from shipments.transforms.validate import to_valid_shipments
 from tests.conftest import LOCAL_CONF, ROOT
 
 START = dt.date(2026, 11, 1)
@@ -541,12 +543,16 @@ def test_the_latest_versions_cost_one_shuffle_of_the_rows_read(
 ) -> None:
     """The rows are shuffled once, by shipment, before they are copied to their run dates (a
     pass first keeps each folder's latest version): no second shuffle of the copies. Their
-    contents are what the isolated runs give (the pass tests above)."""
+    contents are those of the plain route (every row copied, then grouped), as the isolated
+    runs give them (the pass tests above)."""
     config = _config(raw, raw.parent / "lake-unused")
     files = sorted({f.path: f for day in dates for f in daily_inputs(spark, config, day)[0].files}.values())
     with daily_plan(spark, config, files, run_dates=dates) as plan:
         latest = plan.latest.count()
         executed = plan.latest._jdf.queryExecution().executedPlan().toString()
+        # The same rows as the plain route: every valid row copied, then the latest per copy.
+        plain = to_latest_versions(for_run_dates(to_valid_shipments(plan.validated), config, dates), (RUN_DATE,))
+        assert plan.latest.exceptAll(plain).count() == 0 and plain.exceptAll(plan.latest).count() == 0
     # The plan between the cache of the latest versions and the cache of the validated rows
     # (a tree printed parent first): one exchange, below the copy to run dates.
     cached = executed.split("InMemoryRelation", 2)[1]
