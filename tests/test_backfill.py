@@ -33,7 +33,7 @@ from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, D
 from shipments.batch.daily import DailyRequest, daily_inputs, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED
 from shipments.batch.passes import PassDay, pass_days
-from shipments.batch.plan import RUN_DATE, daily_plan, for_run_dates
+from shipments.batch.plan import RUN_DATE, daily_plan, for_run_dates, raw_layout
 from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.batch.resume import RUN, DayPlan, plan_backfill
 from shipments.batch.retry import is_commit_conflict, run_with_retry
@@ -43,6 +43,7 @@ from shipments.dates import date_range
 from shipments.devtools.generate import generate_raw_zone
 from shipments.errors import ConfigError
 from shipments.model.tables import PIPELINE_RUNS_SCHEMA
+from shipments.storage import raw as raw_files
 from shipments.storage.raw import RawFile, RawListing
 from shipments.transforms.dedup import to_latest_versions
 from shipments.transforms.validate import to_valid_shipments
@@ -561,3 +562,48 @@ def test_the_latest_versions_cost_one_shuffle_of_the_rows_read(
     # A pass keeps each folder's latest version per shipment before the copy; one date copies none.
     assert ("SortAggregate(key=[ingest_date" in cached) == (len(dates) > 1), cached
     assert latest > 0
+
+
+def test_a_pass_keeps_the_latest_version_across_folders_as_producers_write_them(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Versions of one shipment as a producer re-sends them: an older and a newer version in one
+    file (CRLF line ends), the newer re-sent the next day in another key order with the same
+    instant written in another zone, and a later version two days on. Each run date of a pass
+    keeps the latest version its own folders hold, the re-send's later folder winning the tie."""
+    zone = tmp_path / "raw"
+    config = _config(zone, tmp_path / "lake")
+
+    def version(updated: str, status: str) -> dict[str, str]:
+        return {
+            "shipment_id": "S1",
+            "customer_id": "C1",
+            "created_at": "2026-11-01T06:00:00Z",
+            "updated_at": updated,
+            "status": status,
+            "weight_kg": "2.5",
+            "charge_usd": "12.30",
+        }
+
+    first = dt.date(2026, 11, 1)
+    folder = {d: zone / "shipments" / f"ingest_date={first + dt.timedelta(days=d)}" for d in range(3)}
+    for path in folder.values():
+        path.mkdir(parents=True)
+    created, in_transit = version("2026-11-01T07:00:00Z", "CREATED"), version("2026-11-01T08:00:00Z", "IN_TRANSIT")
+    (folder[0] / "part 0 (1).json").write_bytes(
+        (json.dumps(created) + "\r\n" + json.dumps(in_transit) + "\r\n").encode()
+    )
+    resent = dict(reversed(list({**in_transit, "updated_at": "2026-11-01T10:00:00+02:00"}.items())))
+    (folder[1] / "re-send.json").write_text(json.dumps(resent, separators=(",", ":")) + "\n")
+    (folder[2] / "later.json").write_text(json.dumps(version("2026-11-03T09:00:00Z", "DELIVERED")) + "\n")
+
+    dates = [first, first + dt.timedelta(days=1), first + dt.timedelta(days=2)]
+    window = [first - dt.timedelta(days=1), *dates, first + dt.timedelta(days=3)]
+    files = raw_files.list_raw_files(spark, str(zone), window, raw_layout(config), required=None).files
+    with daily_plan(spark, config, files, run_dates=dates) as plan:
+        kept = sorted((r.run_date, r.status, r.ingest_date) for r in plan.latest.collect())
+    assert kept == [
+        (dates[0], "IN_TRANSIT", dates[1]),  # 10-31..11-02: the re-send's folder wins the tie
+        (dates[1], "DELIVERED", dates[2]),
+        (dates[2], "DELIVERED", dates[2]),
+    ]
