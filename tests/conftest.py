@@ -32,6 +32,9 @@ def spark() -> Iterator[SparkSession]:
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",
         "spark.databricks.delta.snapshotPartitions": "1",
+        # The suite's ~400 tests plan many more distinct queries than one job does: room for the
+        # classes of all of them, so a test never compiles again what an earlier one compiled.
+        "spark.sql.codegen.cache.maxEntries": "10000",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
