@@ -50,7 +50,7 @@ from shipments.transforms.validate import to_valid_shipments
 from tests.conftest import LOCAL_CONF, ROOT
 
 START = dt.date(2026, 11, 1)
-END = dt.date(2026, 11, 7)
+END = dt.date(2026, 11, 5)
 DAYS = date_range(START, END)
 GENERATED_DAYS = len(DAYS) + 1  # one more than the backfill, so the last date has its lookback folder
 
@@ -394,12 +394,12 @@ def test_repeating_a_finished_backfill_writes_nothing(
 def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
     spark: SparkSession, raw: Path, sequential: dict[str, list[tuple]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # ingest_date=11-04 is read by the runs of 11-04, 11-03 (its lookback) and 11-05 (its lookbehind).
+    # ingest_date=11-03 is read by the runs of 11-03, 11-02 (its lookback) and 11-04 (its lookbehind).
     zone = raw.parent / "raw-corrupt"
     shutil.copytree(raw / "customers", zone / "customers")
-    for day in date_range(dt.date(2026, 11, 1), dt.date(2026, 11, 7)):
+    for day in date_range(START, END + dt.timedelta(days=1)):
         shutil.copytree(raw / "shipments" / f"ingest_date={day}", zone / "shipments" / f"ingest_date={day}")
-    corrupt = zone / "shipments" / "ingest_date=2026-11-04" / "part-00001.jsonl.gz"
+    corrupt = zone / "shipments" / "ingest_date=2026-11-03" / "part-00001.jsonl.gz"
     data = corrupt.read_bytes()
     corrupt.write_bytes(data[: len(data) // 2])  # a truncated upload
     with pytest.raises(EOFError):
@@ -414,9 +414,9 @@ def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
             "--lake",
             str(lake),
             "--start",
-            "2026-11-02",
+            "2026-11-01",
             "--end",
-            "2026-11-06",
+            "2026-11-05",
             "--parallelism",
             "2",
         ]
@@ -425,11 +425,11 @@ def test_a_corrupt_file_fails_the_days_that_read_it_and_only_those(
 
     assert code != 0
     lines = {line.split()[0]: line for line in out.splitlines() if line[:4] == "2026"}
-    broken = ["2026-11-03", "2026-11-04", "2026-11-05"]
+    broken = ["2026-11-02", "2026-11-03", "2026-11-04"]
     assert [d for d, line in sorted(lines.items()) if line.split()[1] == FAILED] == broken
     for day in broken:
         assert str(corrupt) in lines[day] and "corrupt input file" in lines[day]
-    good = [dt.date(2026, 11, 2), dt.date(2026, 11, 6)]
+    good = [dt.date(2026, 11, 1), dt.date(2026, 11, 5)]
     ours = _rows(spark, lake, good)
     assert ours["totals"] == [r for r in sequential["totals"] if r[0] in good]
     assert ours["quarantine"] == [r for r in sequential["quarantine"] if r[0] in good]
@@ -507,37 +507,6 @@ def test_a_backfill_killed_part_way_resumes_where_it_stopped(
     assert ours["quarantine"] == [r for r in sequential["quarantine"] if r[0] in days]
 
 
-def test_changed_input_reruns_only_the_dates_that_read_it(
-    spark: SparkSession, raw: Path, parallel_lake: Path, sequential: dict[str, list[tuple]]
-) -> None:
-    # Runs last in this module: it edits the shared raw zone. A new shipment for 11-05 lands on
-    # 11-05; that folder is the input of 11-05, the lookback of 11-04 and the lookbehind of 11-06,
-    # and of no other date.
-    day = dt.date(2026, 11, 5)
-    landed = raw / "shipments" / f"ingest_date={day}" / "part-00000.jsonl"
-    with landed.open("a") as handle:
-        handle.write(
-            '{"shipment_id":"S-LATE-FIX-1","customer_id":"C0001","created_at":"2026-11-05T10:00:00Z",'
-            '"updated_at":"2026-11-05T10:00:00Z","status":"CREATED","weight_kg":2.5,"charge_usd":19.99}\n'
-        )
-    config = _config(raw, parallel_lake)
-    plans = plan_backfill(spark, config, START, END)
-    readers = [dt.date(2026, 11, 4), day, dt.date(2026, 11, 6)]
-    assert [p.run_date for p in plans if p.action == "RUN"] == readers
-    assert all("input changed" in p.reason for p in plans if p.action == "RUN")
-
-    result = run_backfill(spark, config, BackfillRequest(START, END, parallelism=4))
-
-    assert {o.run_date for o in result.outcomes if o.status == SUCCEEDED} == set(readers)
-    assert result.count(SKIPPED) == len(DAYS) - len(readers)
-    after = _rows(spark, parallel_lake, DAYS)
-    untouched = [d for d in DAYS if d != day]
-    assert [r for r in after["totals"] if r[0] in untouched] == [r for r in sequential["totals"] if r[0] in untouched]
-    customer = {r[1]: r for r in after["totals"] if r[0] == day}["C0001"]
-    reference = {r[1]: r for r in sequential["totals"] if r[0] == day}.get("C0001")
-    assert customer[5] == (reference[5] if reference else 0) + 1
-
-
 @pytest.mark.parametrize("dates", [DAYS[2:3], DAYS], ids=["one date", "a pass"])
 def test_the_latest_versions_cost_one_shuffle_of_the_rows_read(
     spark: SparkSession, raw: Path, dates: list[dt.date]
@@ -607,3 +576,34 @@ def test_a_pass_keeps_the_latest_version_across_folders_as_producers_write_them(
         (dates[1], "DELIVERED", dates[2]),
         (dates[2], "DELIVERED", dates[2]),
     ]
+
+
+def test_changed_input_reruns_only_the_dates_that_read_it(
+    spark: SparkSession, raw: Path, parallel_lake: Path, sequential: dict[str, list[tuple]]
+) -> None:
+    # Runs last in this module: it edits the shared raw zone. A new shipment for 11-03 lands on
+    # 11-03; that folder is the input of 11-03, the lookback of 11-02 and the lookbehind of 11-04,
+    # and of no other date.
+    day = dt.date(2026, 11, 3)
+    landed = raw / "shipments" / f"ingest_date={day}" / "part-00000.jsonl"
+    with landed.open("a") as handle:
+        handle.write(
+            '{"shipment_id":"S-LATE-FIX-1","customer_id":"C0001","created_at":"2026-11-03T10:00:00Z",'
+            '"updated_at":"2026-11-03T10:00:00Z","status":"CREATED","weight_kg":2.5,"charge_usd":19.99}\n'
+        )
+    config = _config(raw, parallel_lake)
+    plans = plan_backfill(spark, config, START, END)
+    readers = [dt.date(2026, 11, 2), day, dt.date(2026, 11, 4)]
+    assert [p.run_date for p in plans if p.action == "RUN"] == readers
+    assert all("input changed" in p.reason for p in plans if p.action == "RUN")
+
+    result = run_backfill(spark, config, BackfillRequest(START, END, parallelism=4))
+
+    assert {o.run_date for o in result.outcomes if o.status == SUCCEEDED} == set(readers)
+    assert result.count(SKIPPED) == len(DAYS) - len(readers)
+    after = _rows(spark, parallel_lake, DAYS)
+    untouched = [d for d in DAYS if d != day]
+    assert [r for r in after["totals"] if r[0] in untouched] == [r for r in sequential["totals"] if r[0] in untouched]
+    customer = {r[1]: r for r in after["totals"] if r[0] == day}["C0001"]
+    reference = {r[1]: r for r in sequential["totals"] if r[0] == day}.get("C0001")
+    assert customer[5] == (reference[5] if reference else 0) + 1
