@@ -32,8 +32,8 @@ from shipments.batch import backfill as backfill_module
 from shipments.batch.backfill import SKIPPED, BackfillRequest, BackfillResult, DayOutcome, run_backfill
 from shipments.batch.daily import DailyRequest, daily_inputs, run_daily
 from shipments.batch.ledger import FAILED, SUCCEEDED
-from shipments.batch.passes import PassDay, pass_days
-from shipments.batch.plan import RUN_DATE, daily_plan, for_run_dates, raw_layout
+from shipments.batch.passes import PassDay, pass_days, pass_listing
+from shipments.batch.plan import RUN_DATE, daily_plan, for_run_dates, ingest_dates, raw_layout
 from shipments.batch.reconcile import ReconcileRequest, run_reconcile
 from shipments.batch.resume import RUN, DayPlan, plan_backfill
 from shipments.batch.retry import is_commit_conflict, run_with_retry
@@ -516,7 +516,7 @@ def test_the_latest_versions_cost_one_shuffle_of_the_rows_read(
     contents are those of the plain route (every row copied, then grouped), as the isolated
     runs give them (the pass tests above)."""
     config = _config(raw, raw.parent / "lake-unused")
-    files = sorted({f.path: f for day in dates for f in daily_inputs(spark, config, day)[0].files}.values())
+    files = pass_listing([PassDay(day, *daily_inputs(spark, config, day)) for day in dates]).files
     with daily_plan(spark, config, files, run_dates=dates) as plan:
         latest = plan.latest.count()
         executed = plan.latest._jdf.queryExecution().executedPlan().toString()
@@ -567,7 +567,7 @@ def test_a_pass_keeps_the_latest_version_across_folders_as_producers_write_them(
     (folder[2] / "later.json").write_text(json.dumps(version("2026-11-03T09:00:00Z", "DELIVERED")) + "\n")
 
     dates = [first, first + dt.timedelta(days=1), first + dt.timedelta(days=2)]
-    window = [first - dt.timedelta(days=1), *dates, first + dt.timedelta(days=3)]
+    window = sorted({folder for day in dates for folder in ingest_dates(day, config)})
     files = raw_files.list_raw_files(spark, str(zone), window, raw_layout(config), required=None).files
     with daily_plan(spark, config, files, run_dates=dates) as plan:
         kept = sorted((r.run_date, r.status, r.ingest_date) for r in plan.latest.collect())

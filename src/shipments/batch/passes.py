@@ -73,8 +73,8 @@ def run_pass(
     dates = [day.run_date for day in days]
     started = utc_now()
     records = {day.run_date: input_record(run_id, day.run_date, day.listing, day.fingerprint, started) for day in days}
-    files = sorted({f.path: f for day in days for f in day.listing.files}.values())
-    rejected = sorted({f.path: f for day in days for f in day.listing.rejected}.values())
+    listing = pass_listing(days)
+    files, rejected = listing.files, listing.rejected
     customers = raw.read_customers(spark, config.raw)
     checks: dict[dt.date, list[CheckResult]] = {}
     with daily_plan(spark, config, files, customers, run_dates=dates) as plan:
@@ -115,6 +115,13 @@ def run_pass(
     except Exception as exc:  # the dates are published and recorded: running them again would repeat both
         log.warning("run metrics of backfill pass %s not recorded: %s", run_id, describe(exc, 300))
     return ends
+
+
+def pass_listing(days: Sequence[PassDay]) -> RawListing:
+    """What the dates of a pass read, each file once (neighbouring dates share their folders)."""
+    files = sorted({f.path: f for day in days for f in day.listing.files}.values())
+    rejected = sorted({f.path: f for day in days for f in day.listing.rejected}.values())
+    return RawListing(files, rejected)
 
 
 def pass_days(plans: Sequence[PassDay], max_bytes: int) -> list[list[PassDay]]:
