@@ -147,17 +147,18 @@ def daily_plan(
         validated = keep(read_shipment_records(spark, config, files).transform(with_validation, rules))
         valid = validated.transform(to_valid_shipments)
         by: tuple[str, ...] = ()
-        if run_dates is not None:
-            # One shuffle, by shipment, before the rows are copied to their run dates: the
-            # latest per (run date, shipment) then groups in the task that made the copies. A
+        if run_dates is not None and len(run_dates) > 1:
+            # A pass: one shuffle, by shipment, before the rows are copied to their run dates:
+            # the latest per (run date, shipment) then groups in the task that made the copies. A
             # folder serves up to lookbehind + lookback + 1 dates of a pass: each folder's
             # latest version per shipment is kept first, and only it is copied (bench/README.md,
             # "Backfill: the latest versions of a pass"). The shuffle comes before any partial
-            # aggregate, so exact re-sends are no longer combined before it: measured on generated
-            # data (9% of valid rows repeat a folder and shipment), not on a re-send-heavy feed.
-            valid = valid.repartition("shipment_id")
-            if len(run_dates) > 1:
-                valid = to_latest_versions(valid, ("ingest_date",))
+            # aggregate, so re-sends are not combined before it. One date copies nothing: its
+            # latest versions keep the partial aggregate before their shuffle, which on a feed of
+            # five versions a shipment took 0.92x the time (bench/README.md, "One date: no
+            # shuffle before the copies").
+            valid = to_latest_versions(valid.repartition("shipment_id"), ("ingest_date",))
+        if run_dates is not None:
             valid, by = for_run_dates(valid, config, run_dates), (RUN_DATE,)
         latest = keep(to_latest_versions(valid, by))
         dimension = totals = None
