@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from shipments.quality.results import CheckResult, write_results
 from shipments.storage import delta
 from tests.helpers.lake import ROOT, commit_infos
 
+ENVS = ("local", "local-s3", "emr", "glue")
 TABLES = ("/lake/pipeline_runs", "/lake/dq_results", "/lake/pipeline_metrics")
 
 
@@ -82,7 +84,7 @@ BOUNDS = {
 def test_every_environment_bounds_the_compaction_to_small_files(spark: SparkSession) -> None:
     # Files under 64 MB into files of up to 128 MB, as Delta's auto compaction did: OPTIMIZE's
     # own 1 GB would rewrite the whole table each time. Set in conf/base.yaml for every platform.
-    for env in ("local", "local-s3", "emr", "glue"):
+    for env in ENVS:
         settings = load_config(ROOT / "conf" / f"{env}.yaml").spark.settings
         assert {name: settings.get(name) for name in BOUNDS} == BOUNDS, env
     assert {name: spark.conf.get(name) for name in BOUNDS} == BOUNDS
@@ -163,3 +165,42 @@ def test_a_lake_of_the_earlier_release_keeps_its_rows_and_compacts_as_due(spark:
     table = spark.read.format("delta").load(path)
     assert len(table.inputFiles()) == 1
     assert sorted(r.run_id for r in table.collect()) == sorted([*quiet, due])
+
+
+VERIFY_OFF_UTC = "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled"
+
+
+def _jobs_of(spark: SparkSession, group: str, write: Callable[[], None]) -> int:
+    """The Spark jobs ``write`` runs (in this thread, as Delta's commit does)."""
+    context = spark.sparkContext
+    context.setJobGroup(group, group)
+    try:
+        write()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    return len(context.statusTracker().getJobIdsForGroup(group))
+
+
+def test_a_commit_in_a_zone_other_than_utc_does_not_rebuild_the_table_state(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # The suite's JVM runs in America/Los_Angeles (conftest), where Delta 3.3 rebuilds a table's
+    # whole state after every commit to check its .crc, unless told not to (conf/base.yaml).
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None and "utc" not in jvm.java.util.TimeZone.getDefault().getID().lower()
+    assert all(load_config(ROOT / "conf" / f"{env}.yaml").spark.settings[VERIFY_OFF_UTC] == "false" for env in ENVS)
+    path = str(tmp_path / "table")
+    rows = spark.range(3)
+
+    def append() -> None:
+        rows.write.format("delta").mode("append").save(path)
+
+    append()
+    configured = _jobs_of(spark, "append-as-configured", append)
+    spark.conf.set(VERIFY_OFF_UTC, "true")
+    try:
+        forced = _jobs_of(spark, "append-with-the-check", append)
+    finally:
+        spark.conf.set(VERIFY_OFF_UTC, "false")
+    assert (configured, forced) == (1, 3)  # the write; the check adds two (the state rebuilt from the log)
+    assert spark.read.format("delta").load(path).count() == 9
