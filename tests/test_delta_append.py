@@ -177,7 +177,7 @@ def _jobs_of(spark: SparkSession, group: str, write: Callable[[], None]) -> int:
     try:
         write()
     finally:
-        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        context._jsc.clearJobGroup()  # the group and its description, on this thread
     return len(context.statusTracker().getJobIdsForGroup(group))
 
 
