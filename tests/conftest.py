@@ -23,6 +23,13 @@ LOCAL_CONF = ROOT / "conf" / "local.yaml"
 # Set, not defaulted: a TZ=UTC exported by a container or CI image would hide exactly that bug.
 os.environ["TZ"] = "America/Los_Angeles"
 
+# The Spark processes the tests start (a job or two each, then exit) run the JVM's first JIT tier
+# only: a fresh JVM spent a third to a half of its CPU in the C2 compiler, for code it then ran a
+# few times (bench/README.md, "The suite's cold processes: the first JIT tier"). The suite's own
+# session keeps the full JIT: it plans hundreds of queries, and C1 alone made it 1.6x slower.
+_USER_SUBMIT_OPTS = os.environ.get("SPARK_SUBMIT_OPTS", "")
+os.environ["SPARK_SUBMIT_OPTS"] = f"{_USER_SUBMIT_OPTS} -XX:TieredStopAtLevel=1".strip()
+
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
@@ -40,7 +47,12 @@ def spark() -> Iterator[SparkSession]:
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
     }
-    session = build_spark(dataclasses.replace(base.spark, settings=settings), "shipments-tests")
+    subprocess_opts = os.environ["SPARK_SUBMIT_OPTS"]
+    os.environ["SPARK_SUBMIT_OPTS"] = _USER_SUBMIT_OPTS
+    try:
+        session = build_spark(dataclasses.replace(base.spark, settings=settings), "shipments-tests")
+    finally:
+        os.environ["SPARK_SUBMIT_OPTS"] = subprocess_opts
     yield session
     session.stop()
 
