@@ -24,11 +24,13 @@ LOCAL_CONF = ROOT / "conf" / "local.yaml"
 os.environ["TZ"] = "America/Los_Angeles"
 
 # The Spark processes the tests start (a job or two each, then exit) run the JVM's first JIT tier
-# only: a fresh JVM spent a third to a half of its CPU in the C2 compiler, for code it then ran a
-# few times (bench/README.md, "The suite's cold processes: the first JIT tier"). The suite's own
-# session keeps the full JIT: it plans hundreds of queries, and C1 alone made it 1.6x slower.
+# only: in a module of such processes the C2 compiler took about a third of the CPU, for code then
+# run a few times (bench/README.md, "The suite's cold processes: the first JIT tier"). The suite's
+# own session keeps the full JIT (built below without it): it plans hundreds of queries, and C1
+# alone made it 1.6x slower.
+FIRST_JIT_TIER_ONLY = "-XX:TieredStopAtLevel=1"
 _USER_SUBMIT_OPTS = os.environ.get("SPARK_SUBMIT_OPTS", "")
-os.environ["SPARK_SUBMIT_OPTS"] = f"{_USER_SUBMIT_OPTS} -XX:TieredStopAtLevel=1".strip()
+os.environ["SPARK_SUBMIT_OPTS"] = f"{_USER_SUBMIT_OPTS} {FIRST_JIT_TIER_ONLY}".strip()
 
 
 @pytest.fixture(scope="session")

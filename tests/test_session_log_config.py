@@ -1,9 +1,11 @@
 """How the project's session is set up: the local log4j2 config is applied from a path with a
 space in it (a checkout under ``~/My Projects/``): the JVM option that names it must reach the
-driver as one argument; and a long-lived session compiles a plan's generated classes once."""
+driver as one argument; a long-lived session compiles a plan's generated classes once; and the
+suite's own session keeps the full JIT while the processes the tests start run its first tier."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from pyspark.sql import SparkSession
 from shipments.batch.daily import DailyRequest, run_daily
 from shipments.config import load_config
 from tests.cold_run import DAY, ColdRun, land_two_shipments
+from tests.conftest import FIRST_JIT_TIER_ONLY
 from tests.helpers.lake import LOCAL_CONF
 
 # A line of Spark's log4j2 pattern (%d{yy/MM/dd HH:mm:ss} %p ...) below ERROR.
@@ -46,3 +49,12 @@ def test_a_second_run_in_one_session_compiles_almost_nothing_again(spark: SparkS
     assert written == [(1, 1), (1, 1)]
     # (measured: 2-6; a plan's timestamps of the run itself are literals in its code)
     assert compiled[1] <= 20, compiled
+
+
+def test_the_suites_session_keeps_the_full_jit_and_the_tests_processes_get_the_first_tier(spark: SparkSession) -> None:
+    # C1 alone made the session 1.6x slower; the processes a test starts inherit os.environ.
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    arguments = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert arguments and FIRST_JIT_TIER_ONLY not in arguments
+    assert os.environ["SPARK_SUBMIT_OPTS"].split()[-1] == FIRST_JIT_TIER_ONLY
