@@ -84,6 +84,13 @@ def read_shipment_records(spark: SparkSession, config: Config, files: Sequence[R
     return parsed
 
 
+def validated_records(spark: SparkSession, config: Config, files: Sequence[RawFile]) -> DataFrame:
+    """Every line of ``files`` parsed and judged (``VALIDATED_COLUMNS``: ``reason`` null when
+    valid), by the built-in rules and the configured row rules; not cached (see ``daily_plan``)."""
+    rules = functools.partial(with_quarantine_rules, specs=config.quality.daily)
+    return read_shipment_records(spark, config, files).transform(with_validation, rules)
+
+
 @dataclasses.dataclass(frozen=True)
 class DailyPlan:
     """The cached stages of one day's computation.
@@ -143,8 +150,7 @@ def daily_plan(
         return frame
 
     try:
-        rules = functools.partial(with_quarantine_rules, specs=config.quality.daily)
-        validated = keep(read_shipment_records(spark, config, files).transform(with_validation, rules))
+        validated = keep(validated_records(spark, config, files))
         valid = validated.transform(to_valid_shipments)
         by: tuple[str, ...] = ()
         if run_dates is not None and len(run_dates) > 1:
