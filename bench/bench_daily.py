@@ -27,19 +27,20 @@ import functools
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bench.common import config, load_average, median, repeats, scale, spark_session, table, timed
 from shipments.batch import daily, ledger
 from shipments.batch.daily import DailyRequest, DailyResult, run_daily
 from shipments.batch.plan import ingest_dates, raw_layout, read_shipment_records, validated_records
+from shipments.config import Config
 from shipments.devtools.generate import generate_raw_zone
 from shipments.model.fields import RAW_SHIPMENT_FIELDS
 from shipments.model.shipments import MAX_WEIGHT_KG, RAW_SHIPMENT_SCHEMA, SHIPMENT_STATUSES
@@ -71,7 +72,7 @@ def run(workdir: Path) -> str:
     measured: dict[int, dict[str, Any]] = {}
     for n in rungs:
         raw = zones[n][0]
-        times: dict[str, list[float]] = {"daily": [], "bare": [], "duckdb": [], "parse": [], "validate": []}
+        times: dict[str, list[float]] = {name: [] for name in ("daily", "bare", "duckdb", *FLOORS)}
         phases: list[dict[str, float]] = []
         loads = [load_average()]
         for _ in range(reps):
@@ -184,22 +185,23 @@ def _bare(spark: SparkSession, raw: Path, out: Path) -> None:
 
 # --- (d) the floor: the job's own parse and validation, nothing written --------------------------
 
-# What each floor variant runs (bench_daily's "floor" table).
-FLOORS = {
-    "parse": "the job's reader: text lines, `from_json` with all-string fields, the charge's exact text",
-    "validate": "the reader + the validation (every built-in rule and the configured row rules)",
+# Each floor variant: what it runs (bench_daily's "floor" table), and the job's own function for it.
+FLOORS: dict[str, tuple[str, Callable[[SparkSession, Config, Sequence[raw_zone.RawFile]], DataFrame]]] = {
+    "parse": (
+        "the job's reader: text lines, `from_json` with all-string fields, the charge's exact text",
+        read_shipment_records,
+    ),
+    "validate": (
+        "the reader + the validation (every built-in rule and the configured row rules)",
+        validated_records,
+    ),
 }
 
 
 def _floor(spark: SparkSession, raw: Path, variant: str) -> None:
     """Run floor ``variant`` over the benchmarked day's files into the ``noop`` sink."""
-    settings = config(raw, raw)
-    files = _files(spark, raw)
-    if variant == "parse":
-        records = read_shipment_records(spark, settings, files)
-    else:
-        records = validated_records(spark, settings, files)
-    records.write.format("noop").mode("overwrite").save()
+    _, records = FLOORS[variant]
+    records(spark, config(raw, raw), _files(spark, raw)).write.format("noop").mode("overwrite").save()
 
 
 # --- (c) DuckDB: the same logical job ------------------------------------------------------------
@@ -448,7 +450,7 @@ def _report(
                 for n in rungs
             ],
         )
-        for variant, description in FLOORS.items()
+        for variant, (description, _) in FLOORS.items()
     ]
     phase_rows = [
         (
